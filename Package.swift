@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+// keyseal: a sealed vault for API keys, bearer tokens and PATs.
+// Dependencies point one way: keyseal -> Storage, Policy; Storage -> Sealing, CSQLite;
+// Sealing -> CSodium. Policy imports nothing of ours. See docs/ and ../shared/DESIGN.md.
+import PackageDescription
+
+let package = Package(
+    name: "keyseal",
+    products: [
+        .executable(name: "keyseal", targets: ["keyseal"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(name: "Sealing", dependencies: ["CSodium"]),
+        .target(name: "Storage", dependencies: ["Sealing", "CSQLite"]),
+        .target(name: "Policy"),
+        .executableTarget(
+            name: "keyseal",
+            dependencies: [
+                "Sealing", "Storage", "Policy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SealingTests", dependencies: ["Sealing"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "Sealing"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy"]),
+        // Runs the built binary; depending on it makes `swift test` build it first.
+        .testTarget(name: "EndToEndTests", dependencies: ["keyseal"]),
+    ]
+)

@@ -1,0 +1,31 @@
+/// Every failure the sealing layer reports. No case carries secret material.
+public enum SealingError: Error, Equatable, CustomStringConvertible {
+    /// libsodium could not initialise (no entropy source).
+    case libraryUnavailable
+    /// Guarded memory could not be allocated.
+    case outOfMemory
+    /// A ciphertext, its nonce, its associated data or the key is not the one it was sealed with.
+    case authenticationFailed
+    /// Stored Argon2id parameters lie outside what keyseal accepts.
+    case kdfParametersOutOfRange(opsLimit: UInt64, memLimit: UInt64)
+    /// Argon2id failed to run (in practice: it could not allocate its memory).
+    case keyDerivationFailed
+    /// A key, nonce or salt has the wrong length.
+    case invalidLength(what: String, expected: Int, actual: Int)
+    /// The kernel refused to turn off core dumps or ptrace.
+    case hardeningFailed(call: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .libraryUnavailable: "libsodium could not be initialised"
+        case .outOfMemory: "could not allocate guarded memory"
+        case .authenticationFailed: "authentication failed"
+        case let .kdfParametersOutOfRange(ops, mem):
+            "key derivation parameters out of range (ops \(ops), memory \(mem) bytes)"
+        case .keyDerivationFailed: "key derivation failed (not enough memory?)"
+        case let .invalidLength(what, expected, actual):
+            "\(what) has \(actual) bytes, expected \(expected)"
+        case let .hardeningFailed(call, errno): "\(call) failed (errno \(errno))"
+        }
+    }
+}

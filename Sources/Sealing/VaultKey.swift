@@ -1,0 +1,89 @@
+internal import CSodium
+
+/// What storage needs from whoever holds the vault key: seal, open and
+/// fingerprint. The key itself never leaves the holder, so a later unlock
+/// agent can answer these requests without handing the key out.
+public protocol EntrySealer: AnyObject {
+    func seal(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> SealedBox
+    func open(_ box: SealedBox, associatedData: [UInt8]) throws(SealingError) -> SecretBytes
+    /// A keyed BLAKE2b digest that identifies a secret without revealing it.
+    func fingerprint(_ plaintext: borrowing SecretBytes) throws(SealingError) -> [UInt8]
+}
+
+/// The 32-byte vault key, with the subkeys derived from it (`crypto_kdf`,
+/// context "keyseal1"): one for entry values, one for fingerprints, so no key
+/// is used for two purposes.
+public final class VaultKey: EntrySealer {
+    public static let length = AEAD.keyLength
+    public static let fingerprintLength = 16
+    static let context: [CChar] = Array("keyseal1".utf8CString.dropLast())
+    static let entrySubkeyID: UInt64 = 1
+    static let fingerprintSubkeyID: UInt64 = 2
+
+    private let root: SecretBytes
+    private let entryKey: SecretBytes
+    private let fingerprintKey: SecretBytes
+
+    public init(_ root: consuming SecretBytes) throws(SealingError) {
+        guard root.count == Self.length else {
+            throw .invalidLength(what: "vault key", expected: Self.length, actual: root.count)
+        }
+        entryKey = try Self.subkey(Self.entrySubkeyID, of: root)
+        fingerprintKey = try Self.subkey(Self.fingerprintSubkeyID, of: root)
+        self.root = root
+    }
+
+    /// A fresh random vault key, for a new vault.
+    public static func generate() throws(SealingError) -> VaultKey {
+        try VaultKey(SecretBytes.random(count: length))
+    }
+
+    /// Unwraps a vault key stored in a key slot.
+    public static func unwrap(
+        _ box: SealedBox, with wrappingKey: borrowing SecretBytes, associatedData: [UInt8]
+    ) throws(SealingError) -> VaultKey {
+        try VaultKey(AEAD.open(box, key: wrappingKey, associatedData: associatedData))
+    }
+
+    /// Wraps the vault key for a key slot.
+    public func wrap(with wrappingKey: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> SealedBox {
+        try AEAD.seal(root, key: wrappingKey, associatedData: associatedData)
+    }
+
+    public func seal(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> SealedBox {
+        try AEAD.seal(plaintext, key: entryKey, associatedData: associatedData)
+    }
+
+    public func open(_ box: SealedBox, associatedData: [UInt8]) throws(SealingError) -> SecretBytes {
+        try AEAD.open(box, key: entryKey, associatedData: associatedData)
+    }
+
+    public func fingerprint(_ plaintext: borrowing SecretBytes) throws(SealingError) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: Self.fingerprintLength)
+        let status = digest.withUnsafeMutableBufferPointer { out in
+            plaintext.withUnsafeBytes { message in
+                fingerprintKey.withUnsafeBytes { key in
+                    crypto_generichash(
+                        out.baseAddress!, out.count,
+                        message.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(message.count),
+                        key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count)
+                }
+            }
+        }
+        guard status == 0 else { throw .outOfMemory }
+        return digest
+    }
+
+    private static func subkey(_ id: UInt64, of root: borrowing SecretBytes) throws(SealingError) -> SecretBytes {
+        var key = try SecretBytes(count: AEAD.keyLength)
+        let status = key.withUnsafeMutableBytes { out in
+            root.withUnsafeBytes { master in
+                crypto_kdf_derive_from_key(
+                    out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count, id, context,
+                    master.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+        guard status == 0 else { throw .invalidLength(what: "subkey", expected: AEAD.keyLength, actual: 0) }
+        return key
+    }
+}

@@ -1,0 +1,83 @@
+import Sealing
+
+/// The associated data bound into every seal (docs/FORMAT.md, "Associated
+/// data"). Each variable-length field is length-prefixed, so no two different
+/// field lists encode to the same bytes.
+struct AssociatedDataWriter {
+    private(set) var bytes: [UInt8] = []
+
+    init(context: String) {
+        appendText(context)
+    }
+
+    mutating func appendRaw(_ value: [UInt8]) { bytes += value }
+
+    mutating func appendUInt8(_ value: UInt8) { bytes.append(value) }
+
+    mutating func appendUInt64(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+    }
+
+    mutating func appendInt64(_ value: Int64) { appendUInt64(UInt64(bitPattern: value)) }
+
+    mutating func appendBytes(_ value: [UInt8]) {
+        appendUInt64(UInt64(value.count))
+        bytes += value
+    }
+
+    mutating func appendText(_ value: String) { appendBytes(Array(value.utf8)) }
+
+    mutating func appendOptionalText(_ value: String?) {
+        guard let value else { return appendUInt8(0) }
+        appendUInt8(1)
+        appendText(value)
+    }
+
+    mutating func appendOptionalInt64(_ value: Int64?) {
+        guard let value else { return appendUInt8(0) }
+        appendUInt8(1)
+        appendInt64(value)
+    }
+}
+
+enum AssociatedData {
+    static func keySlot(
+        formatVersion: Int64, vaultID: [UInt8], slotID: Int64, method: String,
+        kdf: String, parameters: KDFParameters?, salt: [UInt8]
+    ) -> [UInt8] {
+        var writer = AssociatedDataWriter(context: "keyseal key slot v1")
+        writer.appendInt64(formatVersion)
+        writer.appendBytes(vaultID)
+        writer.appendInt64(slotID)
+        writer.appendText(method)
+        writer.appendText(kdf)
+        writer.appendUInt64(parameters?.opsLimit ?? 0)
+        writer.appendUInt64(parameters?.memLimit ?? 0)
+        writer.appendBytes(salt)
+        return writer.bytes
+    }
+
+    /// Binds everything that decides where and how a secret is used; the
+    /// description and the timestamps are informational and left out, so they
+    /// can change without re-sealing.
+    static func entry(vaultID: [UInt8], entryID: [UInt8], fields: EntryBinding) -> [UInt8] {
+        var writer = AssociatedDataWriter(context: "keyseal entry v1")
+        writer.appendBytes(vaultID)
+        writer.appendBytes(entryID)
+        writer.appendText(fields.name)
+        writer.appendText(fields.kind)
+        writer.appendText(fields.headerTemplate)
+        writer.appendOptionalText(fields.url)
+        writer.appendOptionalInt64(fields.expiresAt)
+        return writer.bytes
+    }
+}
+
+/// The fields of an entry that its seal is bound to.
+struct EntryBinding {
+    var name: String
+    var kind: String
+    var headerTemplate: String
+    var url: String?
+    var expiresAt: Int64?
+}

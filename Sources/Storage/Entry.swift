@@ -1,0 +1,103 @@
+import Sealing
+
+/// What a user sets on an entry, apart from its name and secret.
+public struct EntryFields: Equatable, Sendable {
+    /// The credential kind (`api-key`, `pat`, `token`, ...); its meaning
+    /// belongs to the Policy module, storage keeps it and binds it.
+    public var kind: String
+    /// How the secret is sent, with exactly one `{secret}`.
+    public var headerTemplate: String
+    public var url: String?
+    public var description: String
+    /// Seconds since the Unix epoch, UTC; nil means no expiration.
+    public var expiresAt: Int64?
+
+    public init(kind: String, headerTemplate: String, url: String? = nil, description: String = "", expiresAt: Int64? = nil) {
+        self.kind = kind
+        self.headerTemplate = headerTemplate
+        self.url = url
+        self.description = description
+        self.expiresAt = expiresAt
+    }
+}
+
+/// An entry as listed: everything but the secret. Readable without unlocking.
+public struct EntryMetadata: Equatable, Sendable {
+    public let id: [UInt8]
+    public let name: String
+    public let fields: EntryFields
+    public let createdAt: Int64
+    public let updatedAt: Int64
+    public let lastUsedAt: Int64?
+    /// Keyed BLAKE2b of the secret: equal secrets in one vault have equal
+    /// fingerprints; nobody without the vault key can test a guess.
+    public let fingerprint: [UInt8]
+
+    public var fingerprintHex: String {
+        fingerprint.map { byte in
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
+        }.joined()
+    }
+
+    var binding: EntryBinding {
+        EntryBinding(name: name, kind: fields.kind, headerTemplate: fields.headerTemplate,
+                     url: fields.url, expiresAt: fields.expiresAt)
+    }
+}
+
+/// An opened entry: its metadata and its secret, which stays in guarded memory.
+public struct OpenedEntry: ~Copyable {
+    public let metadata: EntryMetadata
+    public let secret: SecretBytes
+}
+
+/// Entry names are shown in lists, typed on command lines and bound into each
+/// seal: one line of printable text.
+public enum EntryName {
+    public static let maxUTF8Length = 200
+
+    public static func validate(_ name: String) throws(StorageError) {
+        if name.isEmpty { throw .invalidName(name: name, reason: "a name cannot be empty") }
+        if name.utf8.count > maxUTF8Length {
+            throw .invalidName(name: name, reason: "a name is at most \(maxUTF8Length) bytes")
+        }
+        for scalar in name.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator, .format, .surrogate:
+                throw .invalidName(name: name, reason: "a name cannot hold control characters, line breaks or invisible characters")
+            default: continue
+            }
+        }
+        if name.first!.isWhitespace || name.last!.isWhitespace {
+            throw .invalidName(name: name, reason: "a name cannot start or end with white space")
+        }
+    }
+}
+
+/// Metadata is printed on terminals: control characters could rewrite the
+/// screen, so none are stored.
+enum TextField {
+    static func validate(_ value: String, field: String, maxUTF8Length: Int, allowEmpty: Bool) throws(StorageError) {
+        if value.isEmpty && !allowEmpty { throw .invalidField(field: field, reason: "it cannot be empty") }
+        if value.utf8.count > maxUTF8Length {
+            throw .invalidField(field: field, reason: "it is at most \(maxUTF8Length) bytes")
+        }
+        for scalar in value.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator, .surrogate:
+                throw .invalidField(field: field, reason: "it cannot hold control characters or line breaks")
+            default: continue
+            }
+        }
+    }
+}
+
+extension EntryFields {
+    func validate() throws(StorageError) {
+        try TextField.validate(kind, field: "kind", maxUTF8Length: 64, allowEmpty: false)
+        try TextField.validate(headerTemplate, field: "header template", maxUTF8Length: 1024, allowEmpty: false)
+        if let url { try TextField.validate(url, field: "url", maxUTF8Length: 2048, allowEmpty: false) }
+        try TextField.validate(description, field: "description", maxUTF8Length: 1024, allowEmpty: true)
+    }
+}

@@ -1,0 +1,188 @@
+internal import CSQLite
+
+/// A failed SQLite call: the extended result code and SQLite's message. Never
+/// carries a bound value; stays inside this module and is mapped to
+/// `StorageError` at its edge.
+struct SQLiteError: Error {
+    let code: Int32
+    let message: String
+
+    var primaryCode: Int32 { code & 0xFF }
+}
+
+/// An owned `sqlite3*`; closed in deinit, and closed even when opening failed
+/// (sqlite3_open_v2 allocates a handle that must be released either way).
+final class Connection {
+    // safety: used by one thread at a time; every statement is finalised before close.
+    let handle: OpaquePointer
+
+    init(path: String, flags: Int32) throws(SQLiteError) {
+        var db: OpaquePointer?
+        let status = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_EXRESCODE, nil)
+        guard status == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(status))
+            sqlite3_close_v2(db)
+            throw SQLiteError(code: status, message: message)
+        }
+        handle = db
+        sqlite3_extended_result_codes(db, 1)
+    }
+
+    deinit {
+        sqlite3_close_v2(handle)
+    }
+
+    /// Every return code goes through here.
+    @discardableResult
+    func check(_ status: Int32) throws(SQLiteError) -> Int32 {
+        switch status {
+        case SQLITE_OK, SQLITE_ROW, SQLITE_DONE: return status
+        default: throw SQLiteError(code: status, message: String(cString: sqlite3_errmsg(handle)))
+        }
+    }
+
+    /// Runs SQL with no parameters and no rows to read (schema, pragmas that set).
+    func execute(_ sql: String) throws(SQLiteError) {
+        try check(sqlite3_exec(handle, sql, nil, nil, nil))
+    }
+
+    func prepare(_ sql: String) throws(SQLiteError) -> Statement {
+        try Statement(connection: self, sql: sql)
+    }
+
+    /// The single value of a one-row query, e.g. `PRAGMA user_version`.
+    func scalarInt(_ sql: String) throws(SQLiteError) -> Int64? {
+        let statement = try prepare(sql)
+        guard try statement.step() else { return nil }
+        return statement.int(0)
+    }
+
+    /// The single value of a one-row query as text, whatever its SQL type
+    /// (pragmas answer integers or text).
+    func scalarText(_ sql: String) throws(SQLiteError) -> String? {
+        let statement = try prepare(sql)
+        guard try statement.step(), !statement.isNull(0),
+              let pointer = sqlite3_column_text(statement.handle, 0) else { return nil }
+        return String(cString: pointer)
+    }
+
+    func setFlag(_ option: Int32, on: Bool) throws(SQLiteError) {
+        var now: Int32 = -1
+        try check(keyseal_db_config_flag(handle, option, on ? 1 : 0, &now))
+        guard now == (on ? 1 : 0) else {
+            throw SQLiteError(code: SQLITE_ERROR, message: "sqlite3_db_config option \(option) did not take")
+        }
+    }
+
+    func setBusyTimeout(milliseconds: Int32) throws(SQLiteError) {
+        try check(sqlite3_busy_timeout(handle, milliseconds))
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so
+    /// two writers queue on busy_timeout instead of failing half-way. Rolled
+    /// back on any error.
+    func immediateTransaction<R>(_ body: () throws -> R) throws -> R {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            // A failed COMMIT (e.g. SQLITE_FULL) may already have rolled back.
+            if sqlite3_get_autocommit(handle) == 0 { _ = sqlite3_exec(handle, "ROLLBACK", nil, nil, nil) }
+            throw error
+        }
+    }
+
+    var changes: Int { Int(sqlite3_changes(handle)) }
+}
+
+/// An owned prepared statement, finalised in deinit. Parameters are bound by
+/// 1-based index; only ciphertext and metadata are ever bound.
+final class Statement {
+    // safety: lives no longer than the connection, which it keeps alive.
+    let connection: Connection
+    let handle: OpaquePointer
+
+    init(connection: Connection, sql: String) throws(SQLiteError) {
+        var statement: OpaquePointer?
+        try connection.check(sqlite3_prepare_v2(connection.handle, sql, -1, &statement, nil))
+        guard let statement else {
+            throw SQLiteError(code: SQLITE_MISUSE, message: "empty SQL statement")
+        }
+        self.connection = connection
+        handle = statement
+    }
+
+    deinit {
+        sqlite3_finalize(handle)
+    }
+
+    func bind(_ index: Int32, _ value: Int64?) throws(SQLiteError) {
+        if let value {
+            try connection.check(sqlite3_bind_int64(handle, index, value))
+        } else {
+            try connection.check(sqlite3_bind_null(handle, index))
+        }
+    }
+
+    func bind(_ index: Int32, _ value: String?) throws(SQLiteError) {
+        guard let value else { try connection.check(sqlite3_bind_null(handle, index)); return }
+        try connection.check(sqlite3_bind_text(handle, index, value, -1, keyseal_sqlite_transient()))
+    }
+
+    func bind(_ index: Int32, _ value: [UInt8]) throws(SQLiteError) {
+        // A zero-length blob from a nil pointer would bind NULL; use zeroblob.
+        if value.isEmpty { try connection.check(sqlite3_bind_zeroblob(handle, index, 0)); return }
+        try connection.check(value.withUnsafeBytes {
+            sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), keyseal_sqlite_transient())
+        })
+    }
+
+    /// Binds several values in order, from index 1.
+    func bind(_ values: [SQLValue]) throws(SQLiteError) {
+        for (offset, value) in values.enumerated() {
+            let index = Int32(offset + 1)
+            switch value {
+            case let .int(v): try bind(index, v)
+            case let .text(v): try bind(index, v)
+            case let .blob(v): try bind(index, v)
+            }
+        }
+    }
+
+    /// Advances; true when a row is ready to read.
+    func step() throws(SQLiteError) -> Bool {
+        try connection.check(sqlite3_step(handle)) == SQLITE_ROW
+    }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+
+    func columnType(_ column: Int32) -> Int32 { sqlite3_column_type(handle, column) }
+
+    func int(_ column: Int32) -> Int64? {
+        sqlite3_column_type(handle, column) == SQLITE_INTEGER ? sqlite3_column_int64(handle, column) : nil
+    }
+
+    func text(_ column: Int32) -> String? {
+        guard sqlite3_column_type(handle, column) == SQLITE_TEXT,
+              let pointer = sqlite3_column_text(handle, column) else { return nil }
+        let length = Int(sqlite3_column_bytes(handle, column))
+        // Decoding with repair keeps a corrupted name from trapping; such a
+        // name then fails authentication when the entry is opened.
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    func blob(_ column: Int32) -> [UInt8]? {
+        guard sqlite3_column_type(handle, column) == SQLITE_BLOB else { return nil }
+        let length = Int(sqlite3_column_bytes(handle, column))
+        guard length > 0, let pointer = sqlite3_column_blob(handle, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+}
+
+enum SQLValue {
+    case int(Int64?)
+    case text(String?)
+    case blob([UInt8])
+}

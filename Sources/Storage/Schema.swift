@@ -1,0 +1,102 @@
+internal import CSQLite
+
+/// The vault file's schema and the settings checked on every open
+/// (docs/FORMAT.md).
+enum Schema {
+    /// "KEYS": marks the SQLite file as a keyseal vault (PRAGMA application_id).
+    static let applicationID: Int64 = 0x4B45_5953
+    /// The format this keyseal writes; PRAGMA user_version holds the file's.
+    static let currentVersion: Int64 = 1
+
+    /// Migrations to each version, applied in order inside one transaction.
+    /// Index 0 creates format 1 on an empty file. Never edit a shipped step:
+    /// append one.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE vault (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            format_version INTEGER NOT NULL,
+            vault_id BLOB NOT NULL CHECK (length(vault_id) = 16),
+            created_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE key_slots (
+            slot_id INTEGER PRIMARY KEY,
+            method TEXT NOT NULL CHECK (method IN ('passphrase', 'keyfile')),
+            kdf TEXT NOT NULL,
+            kdf_ops INTEGER NOT NULL,
+            kdf_mem INTEGER NOT NULL,
+            salt BLOB NOT NULL,
+            nonce BLOB NOT NULL CHECK (length(nonce) = 24),
+            wrapped_key BLOB NOT NULL CHECK (length(wrapped_key) = 48),
+            created_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE entries (
+            name TEXT PRIMARY KEY,
+            entry_id BLOB NOT NULL UNIQUE CHECK (length(entry_id) = 16),
+            kind TEXT NOT NULL,
+            header_template TEXT NOT NULL,
+            url TEXT,
+            description TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            last_used_at INTEGER,
+            fingerprint BLOB NOT NULL CHECK (length(fingerprint) = 16),
+            nonce BLOB NOT NULL CHECK (length(nonce) = 24),
+            ciphertext BLOB NOT NULL CHECK (length(ciphertext) > 16)
+        ) STRICT, WITHOUT ROWID;
+        """,
+    ]
+
+    /// Set on every connection, then read back: a setting that did not take is
+    /// an error, not an assumption.
+    static let connectionPragmas: [(set: String, read: String, expected: String)] = [
+        ("PRAGMA foreign_keys = ON", "PRAGMA foreign_keys", "1"),
+        ("PRAGMA secure_delete = ON", "PRAGMA secure_delete", "1"),
+        ("PRAGMA cell_size_check = ON", "PRAGMA cell_size_check", "1"),
+        ("PRAGMA trusted_schema = OFF", "PRAGMA trusted_schema", "0"),
+        ("PRAGMA synchronous = FULL", "PRAGMA synchronous", "2"),
+    ]
+
+    static let busyTimeoutMilliseconds: Int32 = 5_000
+
+    /// Applies and verifies the per-connection settings.
+    static func configure(_ connection: Connection) throws(SQLiteError) {
+        try connection.setBusyTimeout(milliseconds: busyTimeoutMilliseconds)
+        // Defensive mode refuses writes that could corrupt the file on
+        // purpose (writable_schema, raw page edits).
+        try connection.setFlag(SQLITE_DBCONFIG_DEFENSIVE, on: true)
+        try connection.setFlag(SQLITE_DBCONFIG_TRUSTED_SCHEMA, on: false)
+        for pragma in connectionPragmas {
+            try connection.execute(pragma.set)
+            let value = try connection.scalarText(pragma.read)
+            guard value == pragma.expected else {
+                throw SQLiteError(code: SQLITE_ERROR, message: "\(pragma.read) is \(value ?? "unset"), expected \(pragma.expected)")
+            }
+        }
+    }
+
+    /// A rollback journal, not WAL: Debian's SQLite 3.40 predates the fix for
+    /// the WAL-reset race, and a vault writes rarely. Only switches (a write)
+    /// when the file says otherwise.
+    static func ensureRollbackJournal(_ connection: Connection) throws(SQLiteError) {
+        if try connection.scalarText("PRAGMA journal_mode") == "delete" { return }
+        let mode = try connection.scalarText("PRAGMA journal_mode = DELETE")
+        guard mode == "delete" else {
+            throw SQLiteError(code: SQLITE_ERROR, message: "journal_mode is \(mode ?? "unset"), expected delete")
+        }
+    }
+
+    /// Runs every migration from `version` to `currentVersion` in one
+    /// transaction, so a crash leaves the file at the old version.
+    static func migrate(_ connection: Connection, from version: Int64) throws {
+        guard version < currentVersion else { return }
+        try connection.immediateTransaction {
+            for step in Int(version)..<Int(currentVersion) {
+                try connection.execute(migrations[step])
+            }
+            try connection.execute("PRAGMA application_id = \(applicationID)")
+            try connection.execute("PRAGMA user_version = \(currentVersion)")
+        }
+    }
+}

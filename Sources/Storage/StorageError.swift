@@ -1,0 +1,57 @@
+import Sealing
+
+/// Every failure the storage layer reports, each with the facts a user needs
+/// and nothing secret: no secret, no bound SQL value, no passphrase.
+public enum StorageError: Error, Equatable, CustomStringConvertible {
+    case vaultNotFound(path: String)
+    case vaultExists(path: String)
+    case notAVault(path: String)
+    case newerFormat(path: String, found: Int64, supported: Int64)
+    /// The file is a keyseal vault but its structure is broken (corrupt pages,
+    /// malformed rows, impossible key-slot parameters).
+    case damaged(path: String, detail: String)
+    /// No key slot opened: a wrong passphrase, or a key slot altered outside
+    /// keyseal; the two cannot be told apart, by design.
+    case unlockFailed
+    case entryNotFound(name: String)
+    case entryExists(name: String)
+    case invalidName(name: String, reason: String)
+    case invalidSecret(reason: String)
+    case invalidField(field: String, reason: String)
+    /// An entry's sealed value did not authenticate against its row: the row
+    /// was edited, moved or copied outside keyseal.
+    case entryTampered(name: String)
+    /// `add` read its entry back and it did not match what was given.
+    case verificationFailed(name: String)
+    case busy(path: String)
+    case diskFull(path: String)
+    case readOnly(path: String)
+    case io(path: String, detail: String)
+    case sealing(SealingError)
+
+    public var description: String {
+        switch self {
+        case let .vaultNotFound(path): "no vault at \(path)"
+        case let .vaultExists(path): "a vault already exists at \(path)"
+        case let .notAVault(path): "\(path) is not a keyseal vault"
+        case let .newerFormat(path, found, supported):
+            "\(path) is vault format \(found), newer than this keyseal reads (format \(supported))"
+        case let .damaged(path, detail): "the vault \(path) is damaged: \(detail)"
+        case .unlockFailed: "the passphrase does not unlock this vault"
+        case let .entryNotFound(name): "no entry named \(name.debugDescription)"
+        case let .entryExists(name): "an entry named \(name.debugDescription) already exists"
+        case let .invalidName(name, reason): "invalid entry name \(name.debugDescription): \(reason)"
+        case let .invalidSecret(reason): "invalid secret: \(reason)"
+        case let .invalidField(field, reason): "invalid \(field): \(reason)"
+        case let .entryTampered(name):
+            "entry \(name.debugDescription) failed authentication: its row was altered outside keyseal"
+        case let .verificationFailed(name):
+            "entry \(name.debugDescription) did not read back as written"
+        case let .busy(path): "the vault \(path) is locked by another keyseal process"
+        case let .diskFull(path): "no space left to write the vault \(path)"
+        case let .readOnly(path): "the vault \(path) cannot be written"
+        case let .io(path, detail): "cannot use the vault \(path): \(detail)"
+        case let .sealing(error): error.description
+        }
+    }
+}

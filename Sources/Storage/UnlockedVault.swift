@@ -1,0 +1,160 @@
+internal import CSQLite
+import Sealing
+
+/// A vault whose key is held by `sealer` (the vault key in this process, or
+/// later an agent that holds it): entries can be added, opened and changed.
+public final class UnlockedVault {
+    public let vault: Vault
+    let sealer: any EntrySealer
+
+    init(vault: Vault, sealer: any EntrySealer) {
+        self.vault = vault
+        self.sealer = sealer
+    }
+
+    private var connection: Connection { vault.connection }
+    private var path: String { vault.path }
+
+    /// Adds an entry, never over an existing one. Returns only once the commit
+    /// is durable (synchronous=FULL) and the row, read back from the file
+    /// through a fresh connection, opens to exactly `secret`.
+    @discardableResult
+    public func add(
+        name: String, fields: EntryFields, secret: borrowing SecretBytes, now: Int64 = Vault.currentTime()
+    ) throws(StorageError) -> EntryMetadata {
+        try EntryName.validate(name)
+        try fields.validate()
+        try Self.validate(secret)
+        try vault.mapErrors {
+            let entryID = try Random.bytes(Vault.entryIDLength)
+            let binding = EntryBinding(name: name, kind: fields.kind, headerTemplate: fields.headerTemplate,
+                                       url: fields.url, expiresAt: fields.expiresAt)
+            let box = try sealer.seal(secret, associatedData: associatedData(entryID, binding))
+            let fingerprint = try sealer.fingerprint(secret)
+            try connection.immediateTransaction {
+                if try exists(name) { throw StorageError.entryExists(name: name) }
+                let insert = try connection.prepare("""
+                    INSERT INTO entries (name, entry_id, kind, header_template, url, description,
+                        created_at, updated_at, expires_at, last_used_at, fingerprint, nonce, ciphertext)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
+                    """)
+                try insert.bind([
+                    .text(name), .blob(entryID), .text(fields.kind), .text(fields.headerTemplate),
+                    .text(fields.url), .text(fields.description), .int(now), .int(now), .int(fields.expiresAt),
+                    .blob(fingerprint), .blob(box.nonce), .blob(box.ciphertext),
+                ])
+                _ = try insert.step()
+            }
+        }
+        return try verifyStored(name, matches: secret)
+    }
+
+    /// Reads `name` back through a new connection, which sees only what
+    /// reached the file, and compares the opened value in constant time.
+    private func verifyStored(_ name: String, matches secret: borrowing SecretBytes) throws(StorageError) -> EntryMetadata {
+        try vault.mapErrors {
+            let fresh = try Connection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+            try fresh.setBusyTimeout(milliseconds: Schema.busyTimeoutMilliseconds)
+            let stored = try vault.storedEntry(named: name, on: fresh)
+            let opened: SecretBytes
+            do {
+                opened = try sealer.open(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding))
+            } catch {
+                throw StorageError.verificationFailed(name: name)
+            }
+            guard opened.constantTimeEquals(secret) else { throw StorageError.verificationFailed(name: name) }
+            return stored.metadata
+        }
+    }
+
+    /// Opens an entry. A row altered, moved or copied outside keyseal fails
+    /// here; a wrong secret is never returned.
+    public func open(_ name: String) throws(StorageError) -> OpenedEntry {
+        try vault.mapErrors {
+            let stored = try vault.storedEntry(named: name, on: connection)
+            return OpenedEntry(metadata: stored.metadata, secret: try openSecret(stored))
+        }
+    }
+
+    /// Renames an entry. The name is bound into the seal, so the value is
+    /// opened and sealed again under the new name, in one transaction.
+    @discardableResult
+    public func rename(_ name: String, to newName: String, now: Int64 = Vault.currentTime()) throws(StorageError) -> EntryMetadata {
+        try EntryName.validate(newName)
+        return try rewrite(name, newName: newName, now: now) { _ in }
+    }
+
+    /// Changes an entry's fields; the value is sealed again under the new binding.
+    @discardableResult
+    public func update(
+        _ name: String, now: Int64 = Vault.currentTime(), _ edit: (inout EntryFields) -> Void
+    ) throws(StorageError) -> EntryMetadata {
+        try rewrite(name, newName: name, now: now, edit)
+    }
+
+    public func remove(_ name: String) throws(StorageError) {
+        try vault.mapErrors {
+            try connection.immediateTransaction {
+                let delete = try connection.prepare("DELETE FROM entries WHERE name = ?")
+                try delete.bind(1, name)
+                _ = try delete.step()
+                if connection.changes == 0 { throw StorageError.entryNotFound(name: name) }
+            }
+        }
+    }
+
+    private func rewrite(
+        _ name: String, newName: String, now: Int64, _ edit: (inout EntryFields) -> Void
+    ) throws(StorageError) -> EntryMetadata {
+        try vault.mapErrors {
+            try connection.immediateTransaction {
+                let stored = try vault.storedEntry(named: name, on: connection)
+                if newName != name, try exists(newName) { throw StorageError.entryExists(name: newName) }
+                let secret = try openSecret(stored)
+                var fields = stored.metadata.fields
+                edit(&fields)
+                try fields.validate()
+                let binding = EntryBinding(name: newName, kind: fields.kind, headerTemplate: fields.headerTemplate,
+                                           url: fields.url, expiresAt: fields.expiresAt)
+                let box = try sealer.seal(secret, associatedData: associatedData(stored.metadata.id, binding))
+                let update = try connection.prepare("""
+                    UPDATE entries SET name = ?, kind = ?, header_template = ?, url = ?, description = ?,
+                        expires_at = ?, updated_at = ?, nonce = ?, ciphertext = ?
+                    WHERE entry_id = ?
+                    """)
+                try update.bind([
+                    .text(newName), .text(fields.kind), .text(fields.headerTemplate), .text(fields.url),
+                    .text(fields.description), .int(fields.expiresAt), .int(now),
+                    .blob(box.nonce), .blob(box.ciphertext), .blob(stored.metadata.id),
+                ])
+                _ = try update.step()
+                return try vault.storedEntry(named: newName, on: connection).metadata
+            }
+        }
+    }
+
+    private func openSecret(_ stored: StoredEntry) throws -> SecretBytes {
+        do {
+            return try sealer.open(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding))
+        } catch .authenticationFailed, .invalidLength {
+            throw StorageError.entryTampered(name: stored.metadata.name)
+        }
+    }
+
+    private func associatedData(_ entryID: [UInt8], _ binding: EntryBinding) -> [UInt8] {
+        AssociatedData.entry(vaultID: vault.vaultID, entryID: entryID, fields: binding)
+    }
+
+    private func exists(_ name: String) throws -> Bool {
+        let statement = try connection.prepare("SELECT 1 FROM entries WHERE name = ?")
+        try statement.bind(1, name)
+        return try statement.step()
+    }
+
+    static func validate(_ secret: borrowing SecretBytes) throws(StorageError) {
+        if secret.count == 0 { throw .invalidSecret(reason: "it is empty") }
+        if secret.count > Vault.maxSecretLength {
+            throw .invalidSecret(reason: "it is longer than \(Vault.maxSecretLength) bytes")
+        }
+    }
+}

@@ -1,0 +1,291 @@
+internal import CSQLite
+import Sealing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A keyseal vault file, open but locked: its metadata can be read (so expiry
+/// checks need no passphrase); secrets need `unlock`.
+public final class Vault {
+    public let path: String
+    public let vaultID: [UInt8]
+    public let formatVersion: Int64
+    let connection: Connection
+
+    public static let maxSecretLength = 64 * 1024
+    static let vaultIDLength = 16
+    static let entryIDLength = 16
+    static let passphraseMethod = "passphrase"
+    static let argon2id = "argon2id13"
+
+    private init(path: String, connection: Connection, vaultID: [UInt8], formatVersion: Int64) {
+        self.path = path
+        self.connection = connection
+        self.vaultID = vaultID
+        self.formatVersion = formatVersion
+    }
+
+    // MARK: Opening
+
+    /// Opens an existing vault; never creates one and never writes to a file
+    /// that is not a keyseal vault.
+    public static func open(at path: String) throws(StorageError) -> Vault {
+        guard FileSafety.exists(path) else { throw .vaultNotFound(path: path) }
+        if FileSafety.isDirectory(path) { throw .notAVault(path: path) }
+        FileSafety.tightenFileMode(path)
+        return try mapErrors(path: path) {
+            let connection = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
+            try connection.setBusyTimeout(milliseconds: Schema.busyTimeoutMilliseconds)
+            // Identify the file before anything could write to it.
+            let applicationID = try connection.scalarInt("PRAGMA application_id") ?? 0
+            let version = try connection.scalarInt("PRAGMA user_version") ?? 0
+            guard applicationID == Schema.applicationID else { throw StorageError.notAVault(path: path) }
+            guard version <= Schema.currentVersion else {
+                throw StorageError.newerFormat(path: path, found: version, supported: Schema.currentVersion)
+            }
+            guard version >= 1 else { throw StorageError.damaged(path: path, detail: "no format version") }
+            try Schema.configure(connection)
+            try Schema.ensureRollbackJournal(connection)
+            try Schema.migrate(connection, from: version)
+            return try loadHeader(path: path, connection: connection)
+        }
+    }
+
+    private static func loadHeader(path: String, connection: Connection) throws -> Vault {
+        let statement = try connection.prepare("SELECT format_version, vault_id FROM vault WHERE id = 1")
+        guard try statement.step(),
+              let format = statement.int(0), let vaultID = statement.blob(1),
+              vaultID.count == vaultIDLength else {
+            throw StorageError.damaged(path: path, detail: "the vault header is missing or malformed")
+        }
+        guard format == Schema.currentVersion else {
+            throw StorageError.damaged(path: path, detail: "the header says format \(format), the file says \(Schema.currentVersion)")
+        }
+        return Vault(path: path, connection: connection, vaultID: vaultID, formatVersion: format)
+    }
+
+    // MARK: Creating
+
+    /// Creates a vault with a new random vault key wrapped in one passphrase
+    /// slot. The file is built under a temporary name and published with
+    /// link(2), so a crash never leaves a half-made vault and an existing
+    /// vault is never replaced.
+    public static func create(
+        at path: String,
+        passphrase: borrowing SecretBytes,
+        kdf: KDFParameters,
+        now: Int64 = currentTime()
+    ) throws(StorageError) -> UnlockedVault {
+        if passphrase.count == 0 { throw .invalidSecret(reason: "the passphrase is empty") }
+        do { try kdf.validate() } catch { throw .sealing(error) }
+        if FileSafety.exists(path) { throw .vaultExists(path: path) }
+        let directory = FileSafety.parentDirectory(of: path)
+        try FileSafety.ensureDirectory(directory)
+
+        let suffix = try mapErrors(path: path) { try Random.bytes(6).map { String($0, radix: 16) }.joined() }
+        let staging = "\(directory)/.\(path.split(separator: "/").last ?? "vault").\(suffix).tmp"
+        try FileSafety.createExclusive(staging)
+        defer {
+            FileSafety.remove(staging)
+            FileSafety.remove(staging + "-journal")
+        }
+        let key = try mapErrors(path: path) { try VaultKey.generate() }
+        try mapErrors(path: path) {
+            let connection = try Connection(path: staging, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
+            try Schema.configure(connection)
+            try Schema.ensureRollbackJournal(connection)
+            try Schema.migrate(connection, from: 0)
+            let vaultID = try Random.bytes(vaultIDLength)
+            try connection.immediateTransaction {
+                let header = try connection.prepare(
+                    "INSERT INTO vault (id, format_version, vault_id, created_at) VALUES (1, ?, ?, ?)")
+                try header.bind([.int(Schema.currentVersion), .blob(vaultID), .int(now)])
+                _ = try header.step()
+                try insertPassphraseSlot(
+                    connection: connection, vaultID: vaultID, key: key,
+                    passphrase: passphrase, kdf: kdf, now: now)
+            }
+        }
+        try FileSafety.linkWithoutReplacing(staging, to: path)
+        FileSafety.syncDirectory(directory)
+        let vault = try open(at: path)
+        return UnlockedVault(vault: vault, sealer: key)
+    }
+
+    static func insertPassphraseSlot(
+        connection: Connection, vaultID: [UInt8], key: VaultKey,
+        passphrase: borrowing SecretBytes, kdf: KDFParameters, now: Int64
+    ) throws {
+        let slotID = (try connection.scalarInt("SELECT coalesce(max(slot_id), 0) + 1 FROM key_slots")) ?? 1
+        let salt = try Random.bytes(KeyDerivation.saltLength)
+        let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: salt, parameters: kdf)
+        let associatedData = AssociatedData.keySlot(
+            formatVersion: Schema.currentVersion, vaultID: vaultID, slotID: slotID,
+            method: passphraseMethod, kdf: argon2id, parameters: kdf, salt: salt)
+        let box = try key.wrap(with: wrappingKey, associatedData: associatedData)
+        let insert = try connection.prepare("""
+            INSERT INTO key_slots (slot_id, method, kdf, kdf_ops, kdf_mem, salt, nonce, wrapped_key, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try insert.bind([
+            .int(slotID), .text(passphraseMethod), .text(argon2id),
+            .int(Int64(kdf.opsLimit)), .int(Int64(kdf.memLimit)),
+            .blob(salt), .blob(box.nonce), .blob(box.ciphertext), .int(now),
+        ])
+        _ = try insert.step()
+    }
+
+    // MARK: Unlocking
+
+    /// Tries each passphrase slot. Stored KDF parameters are bounds-checked
+    /// before Argon2id allocates anything. A wrong passphrase and an altered
+    /// slot fail alike, and nothing is written either way.
+    public func unlock(passphrase: borrowing SecretBytes) throws(StorageError) -> UnlockedVault {
+        let slots = try mapErrors { try passphraseSlots() }
+        guard !slots.isEmpty else { throw .damaged(path: path, detail: "the vault has no passphrase key slot") }
+        for slot in slots {
+            guard slot.kdf == Self.argon2id else {
+                throw .damaged(path: path, detail: "key slot \(slot.id) uses an unknown key derivation \(slot.kdf.debugDescription)")
+            }
+            do { try slot.parameters.validate() } catch {
+                throw .damaged(path: path, detail: "key slot \(slot.id) claims out-of-range key derivation parameters")
+            }
+            let associatedData = AssociatedData.keySlot(
+                formatVersion: formatVersion, vaultID: vaultID, slotID: slot.id,
+                method: Self.passphraseMethod, kdf: slot.kdf, parameters: slot.parameters, salt: slot.salt)
+            do throws(SealingError) {
+                let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: slot.salt, parameters: slot.parameters)
+                let key = try VaultKey.unwrap(slot.box, with: wrappingKey, associatedData: associatedData)
+                return UnlockedVault(vault: self, sealer: key)
+            } catch .authenticationFailed {
+                continue
+            } catch .invalidLength {
+                throw .damaged(path: path, detail: "key slot \(slot.id) is malformed")
+            } catch {
+                throw .sealing(error)
+            }
+        }
+        throw .unlockFailed
+    }
+
+    struct PassphraseSlot {
+        let id: Int64
+        let kdf: String
+        let parameters: KDFParameters
+        let salt: [UInt8]
+        let box: SealedBox
+    }
+
+    func passphraseSlots() throws -> [PassphraseSlot] {
+        let statement = try connection.prepare("""
+            SELECT slot_id, kdf, kdf_ops, kdf_mem, salt, nonce, wrapped_key
+            FROM key_slots WHERE method = 'passphrase' ORDER BY slot_id
+            """)
+        var slots: [PassphraseSlot] = []
+        while try statement.step() {
+            guard let id = statement.int(0), let kdf = statement.text(1),
+                  let ops = statement.int(2), let mem = statement.int(3), ops >= 0, mem >= 0,
+                  let salt = statement.blob(4), let nonce = statement.blob(5), let wrapped = statement.blob(6)
+            else { throw StorageError.damaged(path: path, detail: "a key slot is malformed") }
+            slots.append(PassphraseSlot(
+                id: id, kdf: kdf, parameters: KDFParameters(opsLimit: UInt64(ops), memLimit: UInt64(mem)),
+                salt: salt, box: SealedBox(nonce: nonce, ciphertext: wrapped)))
+        }
+        return slots
+    }
+
+    // MARK: Metadata (no unlock needed)
+
+    /// Every entry's metadata, by name.
+    public func entries() throws(StorageError) -> [EntryMetadata] {
+        try mapErrors {
+            let statement = try connection.prepare("SELECT \(StoredEntry.columns) FROM entries ORDER BY name")
+            var result: [EntryMetadata] = []
+            while try statement.step() { result.append(try StoredEntry(statement, path: path).metadata) }
+            return result
+        }
+    }
+
+    public func metadata(named name: String) throws(StorageError) -> EntryMetadata {
+        try mapErrors { try storedEntry(named: name, on: connection).metadata }
+    }
+
+    func storedEntry(named name: String, on connection: Connection) throws -> StoredEntry {
+        let statement = try connection.prepare("SELECT \(StoredEntry.columns) FROM entries WHERE name = ?")
+        try statement.bind(1, name)
+        guard try statement.step() else { throw StorageError.entryNotFound(name: name) }
+        return try StoredEntry(statement, path: path)
+    }
+
+    public static func currentTime() -> Int64 { Int64(time(nil)) }
+
+    // MARK: Errors
+
+    /// Maps the C layers' errors to `StorageError` at the module's edge.
+    static func mapErrors<R: ~Copyable>(path: String, _ body: () throws -> R) throws(StorageError) -> R {
+        do {
+            return try body()
+        } catch let error as StorageError {
+            throw error
+        } catch let error as SealingError {
+            throw .sealing(error)
+        } catch let error as SQLiteError {
+            throw map(error, path: path)
+        } catch {
+            throw .io(path: path, detail: "\(error)")
+        }
+    }
+
+    func mapErrors<R: ~Copyable>(_ body: () throws -> R) throws(StorageError) -> R {
+        try Self.mapErrors(path: path, body)
+    }
+
+    static func map(_ error: SQLiteError, path: String) -> StorageError {
+        switch error.primaryCode {
+        case SQLITE_BUSY, SQLITE_LOCKED: .busy(path: path)
+        case SQLITE_FULL: .diskFull(path: path)
+        case SQLITE_READONLY: .readOnly(path: path)
+        case SQLITE_NOTADB: .notAVault(path: path)
+        case SQLITE_CORRUPT, SQLITE_FORMAT, SQLITE_SCHEMA, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE:
+            .damaged(path: path, detail: error.message)
+        case SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_AUTH: .io(path: path, detail: "cannot open: \(error.message)")
+        default: .io(path: path, detail: error.message)
+        }
+    }
+}
+
+/// One row of `entries`, decoded without trusting it: a wrong type or length
+/// is reported as damage, never a crash.
+struct StoredEntry {
+    static let columns = """
+        name, entry_id, kind, header_template, url, description, created_at, updated_at, \
+        expires_at, last_used_at, fingerprint, nonce, ciphertext
+        """
+    let metadata: EntryMetadata
+    let box: SealedBox
+
+    init(_ row: Statement, path: String) throws {
+        func malformed() -> StorageError { .damaged(path: path, detail: "an entry row is malformed") }
+        func optionalInt(_ column: Int32) throws -> Int64? {
+            if row.isNull(column) { return nil }
+            guard let value = row.int(column) else { throw malformed() }
+            return value
+        }
+        guard let name = row.text(0), let id = row.blob(1), id.count == Vault.entryIDLength,
+              let kind = row.text(2), let template = row.text(3), let description = row.text(5),
+              let created = row.int(6), let updated = row.int(7),
+              let fingerprint = row.blob(10), fingerprint.count == VaultKey.fingerprintLength,
+              let nonce = row.blob(11), let ciphertext = row.blob(12)
+        else { throw malformed() }
+        let url: String?
+        if row.isNull(4) { url = nil } else {
+            guard let text = row.text(4) else { throw malformed() }
+            url = text
+        }
+        let fields = EntryFields(kind: kind, headerTemplate: template, url: url,
+                                 description: description, expiresAt: try optionalInt(8))
+        metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
+                                 lastUsedAt: try optionalInt(9), fingerprint: fingerprint)
+        box = SealedBox(nonce: nonce, ciphertext: ciphertext)
+    }
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import Sealing
+import Storage
+
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print an entry's raw secret, for scripts.")
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Argument(help: "The entry's name.")
+    var name: String
+
+    @Flag(help: "Print even when stdout is a terminal, where anyone looking can read it.")
+    var force = false
+
+    @Flag(name: [.short, .customLong("no-newline")], help: "Do not end the output with a newline.")
+    var noNewline = false
+
+    func run() throws {
+        try Failure.report {
+            if Output.isTerminal(1) && !force {
+                throw CLIError(.usage, "refusing to print a secret to a terminal",
+                               hint: "pipe it to the program that needs it, or add --force")
+            }
+            let vault = try vaultOptions.open()
+            _ = try vault.metadata(named: name)  // an unknown name fails before any prompt
+            let unlocked = try unlockOptions.unlock(vault)
+            let entry = try unlocked.open(name)
+            try Output.secret(entry.secret)
+            if !noNewline { Output.data("\n") }
+        }
+    }
+}

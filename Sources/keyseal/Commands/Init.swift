@@ -1,0 +1,62 @@
+import ArgumentParser
+import Sealing
+import Storage
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new vault, protected by a master passphrase.")
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Option(help: ArgumentHelp(
+        "Argon2id cost: interactive (64 MiB), moderate (256 MiB) or sensitive (1 GiB).",
+        valueName: "preset"))
+    var kdf: KDFPreset = .moderate
+
+    func run() throws {
+        try Failure.report {
+            let path = try vaultOptions.path
+            let parameters = try kdf.parameters()
+            let passphrase = try newPassphrase()
+            _ = try Vault.create(at: path, passphrase: passphrase, kdf: parameters)
+            Output.info("created a vault at \(path) (Argon2id \(kdf.rawValue))")
+        }
+    }
+
+    /// On a terminal the passphrase is asked twice; from a descriptor or a
+    /// file it is read once.
+    private func newPassphrase() throws -> SecretBytes {
+        let source = PassphraseSource.resolve(fd: unlockOptions.passphraseFD)
+        let first = try source.read(prompt: "New vault passphrase: ")
+        guard source.isTerminal else { return first }
+        let second = try source.read(prompt: "Repeat the passphrase: ")
+        guard first.constantTimeEquals(second) else {
+            throw CLIError(.usage, "the passphrases do not match", hint: "run keyseal init again")
+        }
+        return first
+    }
+}
+
+enum KDFPreset: String, ExpressibleByArgument, CaseIterable {
+    case interactive, moderate, sensitive
+    /// libsodium's minimum, for test suites only: refused unless
+    /// KEYSEAL_TEST_ALLOW_WEAK_KDF=1, and left out of help and completions.
+    case insecureTesting = "insecure-testing"
+
+    static let allValueStrings = ["interactive", "moderate", "sensitive"]
+
+    func parameters() throws -> KDFParameters {
+        switch self {
+        case .interactive: return .interactive
+        case .moderate: return .moderate
+        case .sensitive: return .sensitive
+        case .insecureTesting:
+            guard Environment.value("KEYSEAL_TEST_ALLOW_WEAK_KDF") == "1" else {
+                throw CLIError(.usage, "the insecure-testing preset is for test suites only",
+                               hint: "choose interactive, moderate or sensitive")
+            }
+            return .insecureTesting
+        }
+    }
+}

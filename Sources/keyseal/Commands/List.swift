@@ -1,0 +1,73 @@
+import ArgumentParser
+import Policy
+import Storage
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List entries (metadata only; no passphrase needed).",
+        aliases: ["ls"])
+
+    @OptionGroup var vaultOptions: VaultOptions
+
+    @Flag(help: "Print JSON (schema in keyseal(1)).")
+    var json = false
+
+    func run() throws {
+        try Failure.report {
+            let vault = try vaultOptions.open()
+            let entries = try vault.entries()
+            Output.data(json ? Self.json(entries, vault: vault).rendered + "\n" : Self.table(entries))
+        }
+    }
+
+    static func json(_ entries: [EntryMetadata], vault: Vault) -> JSON {
+        .object([
+            ("vault", .string(vault.path)),
+            ("entries", .array(entries.map { entry in
+                .object([
+                    ("name", .string(entry.name)),
+                    ("kind", .string(entry.fields.kind)),
+                    ("header_template", .string(entry.fields.headerTemplate)),
+                    ("url", .optional(entry.fields.url)),
+                    ("description", .string(entry.fields.description)),
+                    ("created", .string(Timestamp.iso8601(entry.createdAt))),
+                    ("updated", .string(Timestamp.iso8601(entry.updatedAt))),
+                    ("expires", .optional(entry.fields.expiresAt.map(Timestamp.iso8601))),
+                    ("last_used", .optional(entry.lastUsedAt.map(Timestamp.iso8601))),
+                    ("fingerprint", .string(entry.fingerprintHex)),
+                ])
+            })),
+        ])
+    }
+
+    static func table(_ entries: [EntryMetadata]) -> String {
+        let header = ["NAME", "KIND", "EXPIRES", "CREATED", "FINGERPRINT", "DESCRIPTION"]
+        let rows = entries.map { entry in
+            [entry.name, entry.fields.kind, entry.fields.expiresAt.map(Timestamp.date) ?? "never",
+             Timestamp.date(entry.createdAt), String(entry.fingerprintHex.prefix(12)), entry.fields.description]
+        }
+        return TextTable.render([header] + rows)
+    }
+}
+
+enum TextTable {
+    /// Left-aligned columns two spaces apart; the last column is not padded.
+    static func render(_ rows: [[String]]) -> String {
+        guard let columns = rows.first?.count else { return "" }
+        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { column, cell in
+                column == columns - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+            }.joined(separator: "  ").trimmingTrailingSpaces()
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var copy = self
+        while copy.last == " " { copy.removeLast() }
+        return copy
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Sealing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct Keyseal: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "keyseal",
+        abstract: "A sealed vault for API keys, bearer tokens and personal access tokens.",
+        discussion: """
+            Secrets are sealed with libsodium in one SQLite file, unlocked by a \
+            master passphrase. Exit status: 0 success, 1 failure, 64 bad usage or \
+            input, 65 damaged or altered vault, 66 no such vault or entry, 73 \
+            already exists, 77 cannot unlock. See keyseal(1).
+            """,
+        version: version,
+        subcommands: [Init.self, Add.self, Get.self, List.self, Remove.self]
+    )
+
+    static func main() {
+        // Before anything can hold a secret: files we create are private, and
+        // this process cannot be dumped or traced.
+        umask(0o077)
+        do {
+            try ProcessHardening.apply()
+        } catch {
+            Output.error("\(error)", hint: "keyseal refuses to handle secrets in a process that can be dumped")
+            Glibc.exit(Failure.exitCode(for: error))
+        }
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Sealing
+import Storage
+
+/// The exit statuses keyseal documents (docs/keyseal.1.md, EXIT STATUS).
+/// They follow sysexits(3), so scripts can tell the cases apart.
+enum ExitStatus: Int32 {
+    case success = 0
+    /// Anything not listed below: I/O errors, a full disk, a vault kept busy.
+    case failure = 1
+    /// Bad arguments or bad input (name, secret, template): EX_USAGE.
+    case usage = 64
+    /// Not a keyseal vault, a damaged or newer-format vault, an altered entry: EX_DATAERR.
+    case data = 65
+    /// No such vault or entry: EX_NOINPUT.
+    case notFound = 66
+    /// The vault or entry already exists: EX_CANTCREAT.
+    case exists = 73
+    /// The vault could not be unlocked: wrong passphrase, or no way to ask: EX_NOPERM.
+    case unlock = 77
+}
+
+/// An error the CLI itself raises, with what to do about it.
+struct CLIError: Error, CustomStringConvertible {
+    let status: ExitStatus
+    let message: String
+    let hint: String?
+
+    init(_ status: ExitStatus, _ message: String, hint: String? = nil) {
+        self.status = status
+        self.message = message
+        self.hint = hint
+    }
+
+    var description: String { message }
+}
+
+enum Failure {
+    /// Runs a command body; any failure is printed as `keyseal: error:` plus a
+    /// hint and turned into its documented exit status.
+    static func report(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            Output.error(message(for: error), hint: hint(for: error))
+            throw ExitCode(exitCode(for: error))
+        }
+    }
+
+    static func message(for error: Error) -> String {
+        if let error = error as? CLIError { return error.message }
+        return "\(error)"
+    }
+
+    static func exitCode(for error: Error) -> Int32 {
+        status(for: error).rawValue
+    }
+
+    static func status(for error: Error) -> ExitStatus {
+        switch error {
+        case let error as CLIError: return error.status
+        case let error as StorageError:
+            switch error {
+            case .vaultNotFound, .entryNotFound: return .notFound
+            case .vaultExists, .entryExists: return .exists
+            case .notAVault, .newerFormat, .damaged, .entryTampered: return .data
+            case .unlockFailed: return .unlock
+            case .invalidName, .invalidSecret, .invalidField: return .usage
+            case .sealing(.kdfParametersOutOfRange): return .usage
+            case .verificationFailed, .busy, .diskFull, .readOnly, .io, .sealing: return .failure
+            }
+        default: return .failure
+        }
+    }
+
+    static func hint(for error: Error) -> String? {
+        if let error = error as? CLIError { return error.hint }
+        guard let error = error as? StorageError else { return nil }
+        switch error {
+        case .vaultNotFound: return "run \"keyseal init\" to create one, or name another with --vault or KEYSEAL_VAULT"
+        case .vaultExists: return "use it as it is, or name another path with --vault"
+        case .notAVault: return "check --vault and KEYSEAL_VAULT; keyseal never changes a file it did not create"
+        case .newerFormat: return "upgrade keyseal to read this vault"
+        case .damaged: return "restore the vault from a backup; keyseal changed nothing"
+        case .unlockFailed:
+            return "try again; if the passphrase is right, the vault's key slot was altered: restore it from a backup"
+        case .entryNotFound: return "run \"keyseal list\" to see the entries"
+        case .entryExists: return "choose another name, or remove the old entry with \"keyseal rm\""
+        case .invalidName: return "use one line of printable text, for example \"immuta-prod\""
+        case .entryTampered: return "the value was not returned; restore the vault from a backup"
+        case .verificationFailed: return "the entry may not be stored; check the disk, then add it again"
+        case .busy: return "another keyseal is writing; try again"
+        case .diskFull: return "free some space; the vault is unchanged"
+        case .readOnly: return "check the file's permissions and the file system"
+        case .invalidSecret, .invalidField, .io, .sealing: return nil
+        }
+    }
+}

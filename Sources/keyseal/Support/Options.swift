@@ -1,0 +1,64 @@
+import ArgumentParser
+import Sealing
+import Storage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which vault: --vault, else $KEYSEAL_VAULT, else the XDG data directory.
+struct VaultOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The vault file (default: $KEYSEAL_VAULT, else $XDG_DATA_HOME/keyseal/vault.db).",
+        valueName: "path"))
+    var vault: String?
+
+    var path: String {
+        get throws(CLIError) {
+            if let vault, !vault.isEmpty { return vault }
+            if let fromEnvironment = Environment.value("KEYSEAL_VAULT"), !fromEnvironment.isEmpty { return fromEnvironment }
+            if let dataHome = Environment.value("XDG_DATA_HOME"), dataHome.hasPrefix("/") {
+                return "\(dataHome)/keyseal/vault.db"
+            }
+            guard let home = Environment.home else {
+                throw CLIError(.usage, "cannot find the default vault: neither HOME nor XDG_DATA_HOME is set",
+                               hint: "name the vault with --vault PATH or KEYSEAL_VAULT")
+            }
+            return "\(home)/.local/share/keyseal/vault.db"
+        }
+    }
+
+    func open() throws -> Vault {
+        try Vault.open(at: path)
+    }
+}
+
+/// How to get the passphrase without argv: --passphrase-fd, else
+/// $KEYSEAL_PASSPHRASE_FILE, else a no-echo prompt on the terminal.
+struct UnlockOptions: ParsableArguments {
+    @Option(name: .customLong("passphrase-fd"), help: ArgumentHelp(
+        "Read the passphrase from this open file descriptor (up to a newline or end of file).",
+        valueName: "n"))
+    var passphraseFD: Int32?
+
+    func passphrase(prompt: String = "Passphrase: ") throws -> SecretBytes {
+        try PassphraseSource.resolve(fd: passphraseFD).read(prompt: prompt)
+    }
+
+    func unlock(_ vault: Vault) throws -> UnlockedVault {
+        let passphrase = try passphrase(prompt: "Passphrase for \(vault.path): ")
+        return try vault.unlock(passphrase: passphrase)
+    }
+}
+
+enum Environment {
+    static func value(_ name: String) -> String? {
+        guard let raw = getenv(name) else { return nil }
+        return String(cString: raw)
+    }
+
+    static var home: String? {
+        if let home = value("HOME"), !home.isEmpty { return home }
+        guard let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir else { return nil }
+        return String(cString: dir)
+    }
+}
