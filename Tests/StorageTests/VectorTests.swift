@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import Sealing
+@testable import Storage
+
+/// The committed v1 vectors (Vectors/README.md): the golden vault must open
+/// forever, and every altered copy must be refused, never yield a wrong secret.
+@Suite struct FormatV1Vectors {
+    @Test func goldenVaultOpensWithExactContents() throws {
+        let directory = try TemporaryDirectory()
+        let path = try Vectors.copy(Vectors.golden, into: directory)
+        let vault = try Vault.open(at: path)
+        #expect(vault.formatVersion == 1)
+        let listed = try vault.entries()
+        #expect(listed.map(\.name) == GoldenRecipe.items.map(\.name).sorted())
+        let unlocked = try vault.unlock(passphrase: secret(GoldenRecipe.passphrase))
+        for item in GoldenRecipe.items {
+            #expect(try secretText(unlocked, item.name) == item.secret)
+            let metadata = try unlocked.open(item.name).metadata
+            #expect(metadata.fields == item.fields)
+            #expect(metadata.createdAt == GoldenRecipe.createdAt)
+        }
+    }
+
+    /// The schema this build writes is the schema of the golden file, so a
+    /// change to the format cannot slip in without a new version.
+    @Test func newVaultsHaveTheGoldenSchema() throws {
+        let directory = try TemporaryDirectory()
+        let made = try makeVault(in: directory)
+        let golden = try Vault.open(at: try Vectors.copy(Vectors.golden, into: directory, as: "golden.db"))
+        let query = "SELECT group_concat(type || ' ' || name || ' ' || coalesce(sql, ''), char(10)) FROM (SELECT * FROM sqlite_schema ORDER BY name)"
+        #expect(try made.vault.connection.scalarText(query) == golden.connection.scalarText(query))
+        #expect(try made.vault.connection.scalarInt("PRAGMA application_id") == Schema.applicationID)
+    }
+
+    struct NegativeVector: CustomTestStringConvertible, Sendable {
+        let id: String
+        let expect: String
+        let passphrase: String
+        let sql: String
+        var testDescription: String { id }
+    }
+
+    static let negativeVectors: [NegativeVector] = {
+        let text = (try? String(contentsOfFile: Vectors.negative, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
+            let columns = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            return NegativeVector(id: columns[0], expect: columns[1],
+                                  passphrase: columns[2] == "-" ? GoldenRecipe.passphrase : columns[2],
+                                  sql: columns[3])
+        }
+    }()
+
+    @Test func theNegativeVectorListIsThere() {
+        #expect(Self.negativeVectors.count >= 30)
+    }
+
+    @Test(arguments: negativeVectors)
+    func alteredCopyIsRefused(vector: NegativeVector) throws {
+        let directory = try TemporaryDirectory()
+        let path = try Vectors.copy(Vectors.golden, into: directory)
+        let other = try Vectors.copy(Vectors.other, into: directory, as: "other.db")
+        if vector.sql != "-" { try tamper(path, vector.sql.replacingOccurrences(of: "{other}", with: other)) }
+        let before = bytes(of: path)
+        defer { #expect(bytes(of: path) == before, "the refusal changed the file") }
+
+        switch vector.expect {
+        case "unlock-failed":
+            let vault = try Vault.open(at: path)
+            #expect(throws: StorageError.unlockFailed) { try vault.unlock(passphrase: secret(vector.passphrase)) }
+        case "damaged":
+            #expect {
+                try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            } throws: { error in
+                if case .damaged = error as? StorageError { return true }
+                return false
+            }
+        case "unsupported-version":
+            #expect(throws: StorageError.newerFormat(path: path, found: 2, supported: 1)) { try Vault.open(at: path) }
+        case "not-a-vault":
+            #expect(throws: StorageError.notAVault(path: path)) { try Vault.open(at: path) }
+        case let expect where expect.hasPrefix("tampered:"):
+            let tampered = expect.dropFirst("tampered:".count).split(separator: ",").map(String.init)
+            let unlocked = try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            for name in tampered {
+                #expect(throws: StorageError.entryTampered(name: name)) { _ = try unlocked.open(name) }
+            }
+            for item in GoldenRecipe.items where !tampered.contains(item.name) {
+                guard try unlocked.vault.entries().contains(where: { $0.name == item.name }) else { continue }
+                #expect(try secretText(unlocked, item.name) == item.secret)
+            }
+        default:
+            Issue.record("unknown expectation \(vector.expect)")
+        }
+    }
+}
