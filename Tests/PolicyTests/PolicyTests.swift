@@ -44,15 +44,17 @@ import Testing
 }
 
 @Suite struct TimestampTests {
-    @Test(arguments: [
-        (Int64(0), "1970-01-01T00:00:00Z"),
+    static let cases: [(Int64, String)] = [
+        (0, "1970-01-01T00:00:00Z"),
         (951_782_400, "2000-02-29T00:00:00Z"),
         (1_798_761_599, "2026-12-31T23:59:59Z"),
         (1_798_761_600, "2027-01-01T00:00:00Z"),
         (4_107_542_400, "2100-03-01T00:00:00Z"),
         (-1, "1969-12-31T23:59:59Z"),
         (-86_400 * 365, "1969-01-01T00:00:00Z"),
-    ])
+    ]
+
+    @Test(arguments: cases)
     func formatsUTC(seconds: Int64, expected: String) {
         #expect(Timestamp.iso8601(seconds) == expected)
         #expect(Timestamp.date(seconds) == String(expected.prefix(10)))
