@@ -41,12 +41,13 @@ struct AssociatedDataWriter {
 }
 
 enum AssociatedData {
+    /// The slot layout's version is the context string, not the file's
+    /// format version, so a later format can migrate without re-wrapping.
     static func keySlot(
-        formatVersion: Int64, vaultID: [UInt8], slotID: Int64, method: String,
+        vaultID: [UInt8], slotID: Int64, method: String,
         kdf: String, parameters: KDFParameters?, salt: [UInt8]
     ) -> [UInt8] {
         var writer = AssociatedDataWriter(context: "keyseal key slot v1")
-        writer.appendInt64(formatVersion)
         writer.appendBytes(vaultID)
         writer.appendInt64(slotID)
         writer.appendText(method)
@@ -57,9 +58,10 @@ enum AssociatedData {
         return writer.bytes
     }
 
-    /// Binds everything that decides where and how a secret is used; the
-    /// description and the timestamps are informational and left out, so they
-    /// can change without re-sealing.
+    /// Binds every field of the row but `last_used_at`, which is updated
+    /// without the key, and the fingerprint, which is checked against the
+    /// opened value instead. An edit outside keyseal fails when the entry is
+    /// opened.
     static func entry(vaultID: [UInt8], entryID: [UInt8], fields: EntryBinding) -> [UInt8] {
         var writer = AssociatedDataWriter(context: "keyseal entry v1")
         writer.appendBytes(vaultID)
@@ -68,6 +70,9 @@ enum AssociatedData {
         writer.appendText(fields.kind)
         writer.appendText(fields.headerTemplate)
         writer.appendOptionalText(fields.url)
+        writer.appendText(fields.description)
+        writer.appendInt64(fields.createdAt)
+        writer.appendInt64(fields.updatedAt)
         writer.appendOptionalInt64(fields.expiresAt)
         return writer.bytes
     }
@@ -79,5 +84,19 @@ struct EntryBinding {
     var kind: String
     var headerTemplate: String
     var url: String?
+    var description: String
+    var createdAt: Int64
+    var updatedAt: Int64
     var expiresAt: Int64?
+
+    init(name: String, fields: EntryFields, createdAt: Int64, updatedAt: Int64) {
+        self.name = name
+        kind = fields.kind
+        headerTemplate = fields.headerTemplate
+        url = fields.url
+        description = fields.description
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        expiresAt = fields.expiresAt
+    }
 }

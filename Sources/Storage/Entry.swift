@@ -41,8 +41,7 @@ public struct EntryMetadata: Equatable, Sendable {
     }
 
     var binding: EntryBinding {
-        EntryBinding(name: name, kind: fields.kind, headerTemplate: fields.headerTemplate,
-                     url: fields.url, expiresAt: fields.expiresAt)
+        EntryBinding(name: name, fields: fields, createdAt: createdAt, updatedAt: updatedAt)
     }
 }
 

@@ -56,6 +56,7 @@ enum Schema {
         ("PRAGMA cell_size_check = ON", "PRAGMA cell_size_check", "1"),
         ("PRAGMA trusted_schema = OFF", "PRAGMA trusted_schema", "0"),
         ("PRAGMA synchronous = FULL", "PRAGMA synchronous", "2"),
+        ("PRAGMA busy_timeout = \(busyTimeoutMilliseconds)", "PRAGMA busy_timeout", "\(busyTimeoutMilliseconds)"),
     ]
 
     static let busyTimeoutMilliseconds: Int32 = 5_000
@@ -71,7 +72,9 @@ enum Schema {
             try connection.execute(pragma.set)
             let value = try connection.scalarText(pragma.read)
             guard value == pragma.expected else {
-                throw SQLiteError(code: SQLITE_ERROR, message: "\(pragma.read) is \(value ?? "unset"), expected \(pragma.expected)")
+                // Not SQLITE_ERROR, which would read as a damaged file: the
+                // file is fine, this SQLite build is not.
+                throw SQLiteError(code: SQLITE_INTERNAL, message: "\(pragma.read) is \(value ?? "unset"), expected \(pragma.expected)")
             }
         }
     }
@@ -83,7 +86,7 @@ enum Schema {
         if try connection.scalarText("PRAGMA journal_mode") == "delete" { return }
         let mode = try connection.scalarText("PRAGMA journal_mode = DELETE")
         guard mode == "delete" else {
-            throw SQLiteError(code: SQLITE_ERROR, message: "journal_mode is \(mode ?? "unset"), expected delete")
+            throw SQLiteError(code: SQLITE_INTERNAL, message: "journal_mode is \(mode ?? "unset"), expected delete")
         }
     }
 

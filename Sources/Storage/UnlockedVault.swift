@@ -27,8 +27,7 @@ public final class UnlockedVault {
         try Self.validate(secret)
         try vault.mapErrors {
             let entryID = try Random.bytes(Vault.entryIDLength)
-            let binding = EntryBinding(name: name, kind: fields.kind, headerTemplate: fields.headerTemplate,
-                                       url: fields.url, expiresAt: fields.expiresAt)
+            let binding = EntryBinding(name: name, fields: fields, createdAt: now, updatedAt: now)
             let box = try sealer.seal(secret, associatedData: associatedData(entryID, binding))
             let fingerprint = try sealer.fingerprint(secret)
             try connection.immediateTransaction {
@@ -58,7 +57,7 @@ public final class UnlockedVault {
             let stored = try vault.storedEntry(named: name, on: fresh)
             let opened: SecretBytes
             do {
-                opened = try sealer.open(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding))
+                opened = try openSecret(stored)
             } catch {
                 throw StorageError.verificationFailed(name: name)
             }
@@ -114,8 +113,8 @@ public final class UnlockedVault {
                 var fields = stored.metadata.fields
                 edit(&fields)
                 try fields.validate()
-                let binding = EntryBinding(name: newName, kind: fields.kind, headerTemplate: fields.headerTemplate,
-                                           url: fields.url, expiresAt: fields.expiresAt)
+                let binding = EntryBinding(name: newName, fields: fields,
+                                           createdAt: stored.metadata.createdAt, updatedAt: now)
                 let box = try sealer.seal(secret, associatedData: associatedData(stored.metadata.id, binding))
                 let update = try connection.prepare("""
                     UPDATE entries SET name = ?, kind = ?, header_template = ?, url = ?, description = ?,
@@ -133,12 +132,19 @@ public final class UnlockedVault {
         }
     }
 
+    /// Opens a row's value and checks its stored fingerprint, the one column
+    /// the seal does not cover, against the value itself.
     private func openSecret(_ stored: StoredEntry) throws -> SecretBytes {
+        let secret: SecretBytes
         do {
-            return try sealer.open(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding))
+            secret = try sealer.open(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding))
         } catch .authenticationFailed, .invalidLength {
             throw StorageError.entryTampered(name: stored.metadata.name)
         }
+        guard try sealer.fingerprint(secret) == stored.metadata.fingerprint else {
+            throw StorageError.entryTampered(name: stored.metadata.name)
+        }
+        return secret
     }
 
     private func associatedData(_ entryID: [UInt8], _ binding: EntryBinding) -> [UInt8] {

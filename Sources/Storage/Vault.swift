@@ -32,7 +32,6 @@ public final class Vault {
     public static func open(at path: String) throws(StorageError) -> Vault {
         guard FileSafety.exists(path) else { throw .vaultNotFound(path: path) }
         if FileSafety.isDirectory(path) { throw .notAVault(path: path) }
-        FileSafety.tightenFileMode(path)
         return try mapErrors(path: path) {
             let connection = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
             try connection.setBusyTimeout(milliseconds: Schema.busyTimeoutMilliseconds)
@@ -44,6 +43,8 @@ public final class Vault {
                 throw StorageError.newerFormat(path: path, found: version, supported: Schema.currentVersion)
             }
             guard version >= 1 else { throw StorageError.damaged(path: path, detail: "no format version") }
+            // Only now that the file is known to be ours may its mode change.
+            FileSafety.tightenFileMode(path)
             try Schema.configure(connection)
             try Schema.ensureRollbackJournal(connection)
             try Schema.migrate(connection, from: version)
@@ -82,7 +83,7 @@ public final class Vault {
         let directory = FileSafety.parentDirectory(of: path)
         try FileSafety.ensureDirectory(directory)
 
-        let suffix = try mapErrors(path: path) { try Random.bytes(6).map { String($0, radix: 16) }.joined() }
+        let suffix = try mapErrors(path: path) { try Random.bytes(6).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
         let staging = "\(directory)/.\(path.split(separator: "/").last ?? "vault").\(suffix).tmp"
         try FileSafety.createExclusive(staging)
         defer {
@@ -120,7 +121,7 @@ public final class Vault {
         let salt = try Random.bytes(KeyDerivation.saltLength)
         let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: salt, parameters: kdf)
         let associatedData = AssociatedData.keySlot(
-            formatVersion: Schema.currentVersion, vaultID: vaultID, slotID: slotID,
+            vaultID: vaultID, slotID: slotID,
             method: passphraseMethod, kdf: argon2id, parameters: kdf, salt: salt)
         let box = try key.wrap(with: wrappingKey, associatedData: associatedData)
         let insert = try connection.prepare("""
@@ -151,7 +152,7 @@ public final class Vault {
                 throw .damaged(path: path, detail: "key slot \(slot.id) claims out-of-range key derivation parameters")
             }
             let associatedData = AssociatedData.keySlot(
-                formatVersion: formatVersion, vaultID: vaultID, slotID: slot.id,
+                vaultID: vaultID, slotID: slot.id,
                 method: Self.passphraseMethod, kdf: slot.kdf, parameters: slot.parameters, salt: slot.salt)
             do throws(SealingError) {
                 let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: slot.salt, parameters: slot.parameters)
@@ -246,7 +247,9 @@ public final class Vault {
         case SQLITE_FULL: .diskFull(path: path)
         case SQLITE_READONLY: .readOnly(path: path)
         case SQLITE_NOTADB: .notAVault(path: path)
-        case SQLITE_CORRUPT, SQLITE_FORMAT, SQLITE_SCHEMA, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE:
+        // keyseal's SQL is fixed, so SQLITE_ERROR ("no such column", "malformed
+        // schema") means the file's schema is not the one keyseal wrote.
+        case SQLITE_CORRUPT, SQLITE_FORMAT, SQLITE_SCHEMA, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE, SQLITE_ERROR:
             .damaged(path: path, detail: error.message)
         case SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_AUTH: .io(path: path, detail: "cannot open: \(error.message)")
         default: .io(path: path, detail: error.message)

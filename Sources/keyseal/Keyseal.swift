@@ -4,6 +4,10 @@ import Sealing
 import Glibc
 #endif
 
+extension String {
+    var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
+}
+
 @main
 struct Keyseal: ParsableCommand {
     static let version = "0.1.0"
@@ -35,7 +39,12 @@ struct Keyseal: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            exit(withError: error)
+            // Help, --version and documented statuses keep argument-parser's
+            // behaviour; a usage error is worded like every other error.
+            let status = exitCode(for: error)
+            if status == .success || error is ExitCode { exit(withError: error) }
+            Output.error(message(for: error).lowercasedFirst, hint: "see \"keyseal help\" or \"keyseal help COMMAND\"")
+            Glibc.exit(status.rawValue)
         }
     }
 }

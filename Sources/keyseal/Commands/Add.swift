@@ -41,6 +41,8 @@ struct Add: ParsableCommand {
             } ?? kind.defaultHeaderTemplate
             try EntryName.validate(name)
             let vault = try vaultOptions.open()
+            // Say so before the user pastes a secret and types a passphrase.
+            if (try? vault.metadata(named: name)) != nil { throw StorageError.entryExists(name: name) }
             if unlockOptions.passphraseFD == 0 && !Output.isTerminal(0) {
                 throw CLIError(.usage, "stdin cannot carry both the passphrase and the secret",
                                hint: "give the passphrase on another descriptor, for example --passphrase-fd 3 3<file")
@@ -66,13 +68,10 @@ struct Add: ParsableCommand {
         if Output.isTerminal(0) {
             secret = try Terminal.readHidden(fd: 0, prompt: "Secret for \(name) (input hidden): ", limit: Vault.maxSecretLength)
         } else {
-            secret = try SecretReader.readAll(fd: 0, limit: Vault.maxSecretLength + 1, what: "secret").droppingOneNewline()
+            secret = try SecretReader.readToEnd(fd: 0, limit: Vault.maxSecretLength, what: "secret")
         }
         if secret.count == 0 {
             throw CLIError(.usage, "the secret is empty", hint: "pipe it in, for example: pbpaste | keyseal add \(name)")
-        }
-        if secret.count > Vault.maxSecretLength {
-            throw CLIError(.usage, "the secret is longer than \(Vault.maxSecretLength) bytes")
         }
         if secret.containsAny(of: [0x0D, 0x0A, 0x00]) {
             throw CLIError(.usage, "the secret holds a carriage return, line feed or NUL byte",

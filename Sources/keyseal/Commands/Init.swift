@@ -29,6 +29,9 @@ struct Init: ParsableCommand {
     private func newPassphrase() throws -> SecretBytes {
         let source = PassphraseSource.resolve(fd: unlockOptions.passphraseFD)
         let first = try source.read(prompt: "New vault passphrase: ")
+        if first.count == 0 {
+            throw CLIError(.usage, "the passphrase is empty", hint: "choose a passphrase of several words")
+        }
         guard source.isTerminal else { return first }
         let second = try source.read(prompt: "Repeat the passphrase: ")
         guard first.constantTimeEquals(second) else {

@@ -46,12 +46,28 @@ struct List: ParsableCommand {
         let rows = entries.map { entry in
             [entry.name, entry.fields.kind, entry.fields.expiresAt.map(Timestamp.date) ?? "never",
              Timestamp.date(entry.createdAt), String(entry.fingerprintHex.prefix(12)), entry.fields.description]
+                .map(TextTable.printable)
         }
         return TextTable.render([header] + rows)
     }
 }
 
 enum TextTable {
+    /// keyseal stores no control characters, but a file edited outside it
+    /// could hold some: shown escaped, they cannot drive the terminal.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate:
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     /// Left-aligned columns two spaces apart; the last column is not padded.
     static func render(_ rows: [[String]]) -> String {
         guard let columns = rows.first?.count else { return "" }

@@ -14,7 +14,10 @@ struct VaultOptions: ParsableArguments {
 
     var path: String {
         get throws(CLIError) {
-            if let vault, !vault.isEmpty { return vault }
+            if let vault {
+                guard !vault.isEmpty else { throw CLIError(.usage, "--vault needs a path", hint: "for example --vault ~/vaults/work.db") }
+                return vault
+            }
             if let fromEnvironment = Environment.value("KEYSEAL_VAULT"), !fromEnvironment.isEmpty { return fromEnvironment }
             if let dataHome = Environment.value("XDG_DATA_HOME"), dataHome.hasPrefix("/") {
                 return "\(dataHome)/keyseal/vault.db"
@@ -36,7 +39,7 @@ struct VaultOptions: ParsableArguments {
 /// $KEYSEAL_PASSPHRASE_FILE, else a no-echo prompt on the terminal.
 struct UnlockOptions: ParsableArguments {
     @Option(name: .customLong("passphrase-fd"), help: ArgumentHelp(
-        "Read the passphrase from this open file descriptor (up to a newline or end of file).",
+        "Read the passphrase from this open file descriptor, to its end; one final newline is removed.",
         valueName: "n"))
     var passphraseFD: Int32?
 
@@ -44,8 +47,13 @@ struct UnlockOptions: ParsableArguments {
         try PassphraseSource.resolve(fd: passphraseFD).read(prompt: prompt)
     }
 
+    /// An empty passphrase never unlocks (init refuses one), so it is
+    /// reported as an unlock failure without running the KDF.
     func unlock(_ vault: Vault) throws -> UnlockedVault {
         let passphrase = try passphrase(prompt: "Passphrase for \(vault.path): ")
+        if passphrase.count == 0 {
+            throw CLIError(.unlock, "the passphrase is empty", hint: "a vault passphrase is never empty")
+        }
         return try vault.unlock(passphrase: passphrase)
     }
 }

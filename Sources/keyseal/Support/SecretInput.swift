@@ -24,7 +24,8 @@ enum PassphraseSource {
         return false
     }
 
-    /// The passphrase, with exactly one trailing newline removed.
+    /// The passphrase, with exactly one trailing newline removed. May be
+    /// empty: whether that is an error depends on what it is for.
     func read(prompt: String) throws -> SecretBytes {
         let passphrase: SecretBytes
         switch self {
@@ -33,14 +34,11 @@ enum PassphraseSource {
                 throw CLIError(.usage, "--passphrase-fd \(fd) is not an open file descriptor",
                                hint: "open it in the shell, for example: keyseal ... --passphrase-fd 3 3<passphrase-file")
             }
-            passphrase = try SecretReader.readAll(fd: fd, limit: Self.maxLength, what: "passphrase").droppingOneNewline()
+            passphrase = try SecretReader.readToEnd(fd: fd, limit: Self.maxLength, what: "passphrase")
         case let .file(path):
             passphrase = try Self.readFile(path)
         case .terminal:
             passphrase = try Terminal.readHidden(prompt: prompt, limit: Self.maxLength)
-        }
-        if passphrase.count == 0 {
-            throw CLIError(.unlock, "the passphrase is empty", hint: "a vault passphrase cannot be empty")
         }
         return passphrase
     }
@@ -56,19 +54,21 @@ enum PassphraseSource {
             throw CLIError(.unlock, "cannot read KEYSEAL_PASSPHRASE_FILE \(path): \(String(cString: strerror(errno)))")
         }
         if info.st_mode & 0o077 != 0 {
-            throw CLIError(.unlock, "KEYSEAL_PASSPHRASE_FILE \(path) can be read by other users",
+            throw CLIError(.unlock, "KEYSEAL_PASSPHRASE_FILE \(path) is open to other users (mode \(String(info.st_mode & 0o777, radix: 8)))",
                            hint: "run: chmod 600 \(path)")
         }
-        return try SecretReader.readAll(fd: fd, limit: maxLength, what: "passphrase").droppingOneNewline()
+        return try SecretReader.readToEnd(fd: fd, limit: maxLength, what: "passphrase")
     }
 }
 
 /// Reads secrets from descriptors straight into guarded memory.
 enum SecretReader {
-    /// Everything up to end of file; more than `limit` bytes is refused rather
-    /// than cut.
-    static func readAll(fd: Int32, limit: Int, what: String) throws -> SecretBytes {
-        var buffer = try SecretBytes(count: limit + 1)
+    /// Everything up to end of file, less exactly one trailing newline (the
+    /// one `echo` and most editors add; a second one is kept). More than
+    /// `limit` bytes after that is refused rather than cut.
+    static func readToEnd(fd: Int32, limit: Int, what: String) throws -> SecretBytes {
+        // Room for the limit, one newline, and one byte that shows overflow.
+        var buffer = try SecretBytes(count: limit + 2)
         var length = 0
         try buffer.withUnsafeMutableBytes { bytes in
             while length < bytes.count {
@@ -81,19 +81,11 @@ enum SecretReader {
                 length += got
             }
         }
+        let endsWithNewline = buffer.withUnsafeBytes { length > 0 && $0[length - 1] == UInt8(ascii: "\n") }
+        if endsWithNewline { length -= 1 }
         if length > limit {
             throw CLIError(.usage, "the \(what) is longer than \(limit) bytes")
         }
         return try buffer.prefix(length)
-    }
-}
-
-extension SecretBytes {
-    /// Drops exactly one trailing "\n", the one `echo` and most editors add.
-    /// Any other trailing byte, including a second newline, is kept.
-    consuming func droppingOneNewline() throws -> SecretBytes {
-        let endsWithNewline = withUnsafeBytes { $0.last == UInt8(ascii: "\n") }
-        guard endsWithNewline else { return self }
-        return try prefix(count - 1)
     }
 }
