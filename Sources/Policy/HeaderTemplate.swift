@@ -17,7 +17,7 @@ public struct HeaderTemplate: Equatable, Sendable {
             case let .badFieldName(name): "\(name.debugDescription) is not a valid header name"
             case let .placeholderCount(count):
                 "a header template needs exactly one {secret}, this one has \(count)"
-            case .badCharacter: "a header template can hold only printable ASCII, spaces and tabs"
+            case .badCharacter: "a header template can hold only printable ASCII and spaces"
             }
         }
     }
@@ -27,7 +27,8 @@ public struct HeaderTemplate: Equatable, Sendable {
         let name = String(text[..<colon])
         guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenCharacter) else { throw .badFieldName(name) }
         let value = text[text.index(after: colon)...]
-        guard value.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 || (0x21...0x7E).contains($0) }) else {
+        // No tab either: storage keeps no control characters in metadata.
+        guard value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else {
             throw .badCharacter
         }
         let placeholders = value.split(separator: CredentialKind.secretPlaceholder, omittingEmptySubsequences: false).count - 1

@@ -70,7 +70,8 @@ final class Connection {
         var now: Int32 = -1
         try check(keyseal_db_config_flag(handle, option, on ? 1 : 0, &now))
         guard now == (on ? 1 : 0) else {
-            throw SQLiteError(code: SQLITE_ERROR, message: "sqlite3_db_config option \(option) did not take")
+            // Not SQLITE_ERROR, which reads as a damaged file: this SQLite build is at fault.
+            throw SQLiteError(code: SQLITE_INTERNAL, message: "sqlite3_db_config option \(option) did not take")
         }
     }
 

@@ -53,7 +53,7 @@ public final class UnlockedVault {
     private func verifyStored(_ name: String, matches secret: borrowing SecretBytes) throws(StorageError) -> EntryMetadata {
         try vault.mapErrors {
             let fresh = try Connection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
-            try fresh.setBusyTimeout(milliseconds: Schema.busyTimeoutMilliseconds)
+            try Schema.configure(fresh)
             let stored = try vault.storedEntry(named: name, on: fresh)
             let opened: SecretBytes
             do {

@@ -159,7 +159,7 @@ struct ExitStatusTests {
         let result = try await sandbox.run(["get", "entry", "--vault", sandbox.vault], env: ["KEYSEAL_PASSPHRASE_FILE": loose])
         #expect(result.status == 77, "\(result)")
         #expect(result.stdout.isEmpty, "\(result)")
-        #expect(result.err.contains("keyseal: error: KEYSEAL_PASSPHRASE_FILE \(loose) is open to other users (mode \(String(mode, radix: 8)))\n"), "\(result)")
+        #expect(result.err.contains("keyseal: error: KEYSEAL_PASSPHRASE_FILE \(loose) is open to other users (mode 0\(String(mode, radix: 8)))\n"), "\(result)")
         #expect(result.err.contains("keyseal: hint: run: chmod 600 \(loose)\n"), "\(result)")
         #expect(try sandbox.snapshot(sandbox.work) == before, "the vault changed")
         #expect(sandbox.mode(loose) == mode, "keyseal must not fix the file's mode itself")

@@ -28,6 +28,7 @@ import Testing
         ("X-Key: {secret}\n", .badCharacter),
         ("X-Key: {secret}\u{0}", .badCharacter),
         ("X-Key: caf\u{E9} {secret}", .badCharacter),
+        ("X-Key:\t{secret}", .badCharacter),
     ])
     func invalidTemplates(text: String, expected: HeaderTemplate.Invalid) {
         #expect(throws: expected) { try HeaderTemplate(text) }

@@ -18,6 +18,8 @@ struct Init: ParsableCommand {
         try Failure.report {
             let path = try vaultOptions.path
             let parameters = try kdf.parameters()
+            // Say so before asking for a passphrase twice.
+            if FileSystem.exists(path) { throw StorageError.vaultExists(path: path) }
             let passphrase = try newPassphrase()
             _ = try Vault.create(at: path, passphrase: passphrase, kdf: parameters)
             Output.info("created a vault at \(path) (Argon2id \(kdf.rawValue))")

@@ -83,7 +83,7 @@ enum Failure {
         case .vaultExists: return "use it as it is, or name another path with --vault"
         case .notAVault: return "check --vault and KEYSEAL_VAULT; keyseal never changes a file it did not create"
         case .newerFormat: return "upgrade keyseal to read this vault"
-        case .damaged: return "restore the vault from a backup; keyseal changed nothing"
+        case .damaged: return "restore the vault from a backup; keyseal did not change its contents"
         case .unlockFailed:
             return "try again; if the passphrase is right, the vault's key slot was altered: restore it from a backup"
         case .entryNotFound: return "run \"keyseal list\" to see the entries"

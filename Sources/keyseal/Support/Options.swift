@@ -70,3 +70,10 @@ enum Environment {
         return String(cString: dir)
     }
 }
+
+enum FileSystem {
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+}

@@ -43,6 +43,12 @@ enum PassphraseSource {
         return passphrase
     }
 
+    /// 0644, 0007: a mode as chmod takes it.
+    static func octal(_ mode: mode_t) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
     private static func readFile(_ path: String) throws -> SecretBytes {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -54,7 +60,7 @@ enum PassphraseSource {
             throw CLIError(.unlock, "cannot read KEYSEAL_PASSPHRASE_FILE \(path): \(String(cString: strerror(errno)))")
         }
         if info.st_mode & 0o077 != 0 {
-            throw CLIError(.unlock, "KEYSEAL_PASSPHRASE_FILE \(path) is open to other users (mode \(String(info.st_mode & 0o777, radix: 8)))",
+            throw CLIError(.unlock, "KEYSEAL_PASSPHRASE_FILE \(path) is open to other users (mode \(Self.octal(info.st_mode & 0o777)))",
                            hint: "run: chmod 600 \(path)")
         }
         return try SecretReader.readToEnd(fd: fd, limit: maxLength, what: "passphrase")
