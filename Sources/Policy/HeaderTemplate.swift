@@ -4,6 +4,12 @@
 public struct HeaderTemplate: Equatable, Sendable {
     public let text: String
     public let fieldName: String
+    /// The text before and after `{secret}`.
+    public let prefix: String
+    public let suffix: String
+    /// Where the field value starts in `prefix`: after the colon and any
+    /// spaces or tabs (RFC 9110's optional white space).
+    public let valuePrefix: String
 
     public enum Invalid: Error, Equatable, CustomStringConvertible {
         case missingColon
@@ -35,6 +41,10 @@ public struct HeaderTemplate: Equatable, Sendable {
         guard placeholders == 1 else { throw .placeholderCount(placeholders) }
         self.text = text
         fieldName = name
+        let pieces = text.split(separator: CredentialKind.secretPlaceholder, omittingEmptySubsequences: false)
+        prefix = String(pieces[0])
+        suffix = String(pieces[1])
+        valuePrefix = String(prefix[prefix.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" }))
     }
 
     /// RFC 9110 section 5.6.2: tchar.

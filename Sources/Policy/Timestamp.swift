@@ -36,3 +36,19 @@ public enum Timestamp {
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 }
+
+extension Timestamp {
+    /// `2027-01-31 23:59:59 +01:00`: wall-clock time in `zone`, with its offset.
+    public static func local(_ seconds: Int64, in zone: LocalZone) -> String {
+        let offset = zone.utcOffset(at: seconds)
+        let wall = String(iso8601(seconds + offset).dropLast().map { $0 == "T" ? " " : $0 })
+        let sign = offset < 0 ? "-" : "+"
+        let magnitude = abs(offset)
+        return "\(wall) \(sign)\(pad(magnitude / 3600, 2)):\(pad(magnitude % 3600 / 60, 2))"
+    }
+
+    /// `2027-01-31`: the date in `zone`.
+    public static func localDate(_ seconds: Int64, in zone: LocalZone) -> String {
+        date(seconds + zone.utcOffset(at: seconds))
+    }
+}

@@ -78,6 +78,20 @@ enum AssociatedData {
     }
 }
 
+extension AssociatedData {
+    /// A value an entry held before a rotation: bound to the entry's id (not
+    /// its name, which may change later), its version and its dates.
+    static func previousValue(vaultID: [UInt8], entryID: [UInt8], version: Int64, setAt: Int64, replacedAt: Int64) -> [UInt8] {
+        var writer = AssociatedDataWriter(context: "keyseal previous value v1")
+        writer.appendBytes(vaultID)
+        writer.appendBytes(entryID)
+        writer.appendInt64(version)
+        writer.appendInt64(setAt)
+        writer.appendInt64(replacedAt)
+        return writer.bytes
+    }
+}
+
 /// The fields of an entry that its seal is bound to.
 struct EntryBinding {
     var name: String

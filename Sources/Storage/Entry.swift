@@ -33,15 +33,34 @@ public struct EntryMetadata: Equatable, Sendable {
     /// fingerprints; nobody without the vault key can test a guess.
     public let fingerprint: [UInt8]
 
-    public var fingerprintHex: String {
-        fingerprint.map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
-        }.joined()
-    }
+    public var fingerprintHex: String { Hex.encode(fingerprint) }
 
     var binding: EntryBinding {
         EntryBinding(name: name, fields: fields, createdAt: createdAt, updatedAt: updatedAt)
+    }
+}
+
+/// A value an entry held before `rotate` replaced it. Readable without unlocking.
+public struct PreviousValue: Equatable, Sendable {
+    public let version: Int64
+    /// When this value became the entry's value.
+    public let setAt: Int64
+    public let replacedAt: Int64
+    public let fingerprint: [UInt8]
+
+    public var fingerprintHex: String { Hex.encode(fingerprint) }
+}
+
+enum Hex {
+    static func encode(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -6,7 +6,7 @@ enum Schema {
     /// "KEYS": marks the SQLite file as a keyseal vault (PRAGMA application_id).
     static let applicationID: Int64 = 0x4B45_5953
     /// The format this keyseal writes; PRAGMA user_version holds the file's.
-    static let currentVersion: Int64 = 1
+    static let currentVersion: Int64 = 2
 
     /// Migrations to each version, applied in order inside one transaction.
     /// Index 0 creates format 1 on an empty file. Never edit a shipped step:
@@ -44,6 +44,20 @@ enum Schema {
             fingerprint BLOB NOT NULL CHECK (length(fingerprint) = 16),
             nonce BLOB NOT NULL CHECK (length(nonce) = 24),
             ciphertext BLOB NOT NULL CHECK (length(ciphertext) > 16)
+        ) STRICT, WITHOUT ROWID;
+        """,
+        // Format 2: the values an entry held before `rotate`, kept for a
+        // while so a rotation can be undone.
+        """
+        CREATE TABLE previous_values (
+            entry_id BLOB NOT NULL REFERENCES entries (entry_id) ON DELETE CASCADE,
+            version INTEGER NOT NULL CHECK (version > 0),
+            set_at INTEGER NOT NULL,
+            replaced_at INTEGER NOT NULL,
+            fingerprint BLOB NOT NULL CHECK (length(fingerprint) = 16),
+            nonce BLOB NOT NULL CHECK (length(nonce) = 24),
+            ciphertext BLOB NOT NULL CHECK (length(ciphertext) > 16),
+            PRIMARY KEY (entry_id, version)
         ) STRICT, WITHOUT ROWID;
         """,
     ]
@@ -98,6 +112,8 @@ enum Schema {
             for step in Int(version)..<Int(currentVersion) {
                 try connection.execute(migrations[step])
             }
+            // A new file has no header row yet; create() inserts it.
+            try connection.execute("UPDATE vault SET format_version = \(currentVersion)")
             try connection.execute("PRAGMA application_id = \(applicationID)")
             try connection.execute("PRAGMA user_version = \(currentVersion)")
         }

@@ -15,6 +15,7 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case unlockFailed
     case entryNotFound(name: String)
     case entryExists(name: String)
+    case noPreviousValue(name: String, version: Int64?)
     case invalidName(name: String, reason: String)
     case invalidSecret(reason: String)
     case invalidField(field: String, reason: String)
@@ -40,6 +41,9 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case .unlockFailed: "the passphrase does not unlock this vault"
         case let .entryNotFound(name): "no entry named \(name.debugDescription)"
         case let .entryExists(name): "an entry named \(name.debugDescription) already exists"
+        case let .noPreviousValue(name, version):
+            version.map { "entry \(name.debugDescription) has no previous version \($0)" }
+                ?? "entry \(name.debugDescription) has no previous value"
         case let .invalidName(name, reason): "invalid entry name \(name.debugDescription): \(reason)"
         case let .invalidSecret(reason): "invalid secret: \(reason)"
         case let .invalidField(field, reason): "invalid \(field): \(reason)"

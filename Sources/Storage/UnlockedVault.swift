@@ -102,6 +102,88 @@ public final class UnlockedVault {
         }
     }
 
+    /// How long a value replaced by `rotate` is kept, so a rotation can be
+    /// undone; older ones are purged by the next write to the vault.
+    public static let previousValueRetention: Int64 = 30 * 86_400
+
+    /// Replaces an entry's value. The old value is kept as the newest
+    /// previous version unless `keepPrevious` is false, in which case every
+    /// previous version goes. Like `add`, returns only once the new value has
+    /// been read back from the file and compared.
+    @discardableResult
+    public func rotate(
+        _ name: String, to newSecret: borrowing SecretBytes, keepPrevious: Bool = true,
+        now: Int64 = Vault.currentTime(), _ edit: (inout EntryFields) -> Void = { _ in }
+    ) throws(StorageError) -> EntryMetadata {
+        try Self.validate(newSecret)
+        try vault.mapErrors {
+            try connection.immediateTransaction {
+                let stored = try vault.storedEntry(named: name, on: connection)
+                let entryID = stored.metadata.id
+                let oldSecret = try openSecret(stored)
+                if keepPrevious {
+                    let newest = try vault.storedPreviousValues(entryID: entryID, on: connection).first
+                    let version = (newest?.metadata.version ?? 0) + 1
+                    let previousAD = AssociatedData.previousValue(
+                        vaultID: vault.vaultID, entryID: entryID, version: version,
+                        setAt: stored.metadata.updatedAt, replacedAt: now)
+                    let box = try sealer.seal(oldSecret, associatedData: previousAD)
+                    let insert = try connection.prepare("""
+                        INSERT INTO previous_values (entry_id, version, set_at, replaced_at, fingerprint, nonce, ciphertext)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """)
+                    try insert.bind([
+                        .blob(entryID), .int(version), .int(stored.metadata.updatedAt), .int(now),
+                        .blob(stored.metadata.fingerprint), .blob(box.nonce), .blob(box.ciphertext),
+                    ])
+                    _ = try insert.step()
+                } else {
+                    let purge = try connection.prepare("DELETE FROM previous_values WHERE entry_id = ?")
+                    try purge.bind(1, entryID)
+                    _ = try purge.step()
+                }
+                var fields = stored.metadata.fields
+                edit(&fields)
+                try fields.validate()
+                let binding = EntryBinding(name: name, fields: fields, createdAt: stored.metadata.createdAt, updatedAt: now)
+                let box = try sealer.seal(newSecret, associatedData: associatedData(entryID, binding))
+                let update = try connection.prepare("""
+                    UPDATE entries SET kind = ?, header_template = ?, url = ?, description = ?, expires_at = ?,
+                        updated_at = ?, fingerprint = ?, nonce = ?, ciphertext = ?
+                    WHERE entry_id = ?
+                    """)
+                try update.bind([
+                    .text(fields.kind), .text(fields.headerTemplate), .text(fields.url), .text(fields.description),
+                    .int(fields.expiresAt), .int(now), .blob(try sealer.fingerprint(newSecret)),
+                    .blob(box.nonce), .blob(box.ciphertext), .blob(entryID),
+                ])
+                _ = try update.step()
+                try purgeExpiredPreviousValues(now: now)
+            }
+        }
+        return try verifyStored(name, matches: newSecret)
+    }
+
+    /// A previous value of `name`: the newest, or the given version.
+    public func openPrevious(_ name: String, version: Int64? = nil) throws(StorageError) -> SecretBytes {
+        try vault.mapErrors {
+            let stored = try vault.storedEntry(named: name, on: connection)
+            let values = try vault.storedPreviousValues(entryID: stored.metadata.id, on: connection)
+            let chosen = version.map { wanted in values.first { $0.metadata.version == wanted } } ?? values.first
+            guard let value = chosen else { throw StorageError.noPreviousValue(name: name, version: version) }
+            let previousAD = AssociatedData.previousValue(
+                vaultID: vault.vaultID, entryID: stored.metadata.id, version: value.metadata.version,
+                setAt: value.metadata.setAt, replacedAt: value.metadata.replacedAt)
+            return try openChecked(value.box, associatedData: previousAD, fingerprint: value.metadata.fingerprint, name: name)
+        }
+    }
+
+    private func purgeExpiredPreviousValues(now: Int64) throws {
+        let purge = try connection.prepare("DELETE FROM previous_values WHERE replaced_at < ?")
+        try purge.bind(1, now - Self.previousValueRetention)
+        _ = try purge.step()
+    }
+
     private func rewrite(
         _ name: String, newName: String, now: Int64, _ edit: (inout EntryFields) -> Void
     ) throws(StorageError) -> EntryMetadata {
@@ -127,6 +209,7 @@ public final class UnlockedVault {
                     .blob(box.nonce), .blob(box.ciphertext), .blob(stored.metadata.id),
                 ])
                 _ = try update.step()
+                try purgeExpiredPreviousValues(now: now)
                 return try vault.storedEntry(named: newName, on: connection).metadata
             }
         }
@@ -135,15 +218,18 @@ public final class UnlockedVault {
     /// Opens a row's value and checks its stored fingerprint, the one column
     /// the seal does not cover, against the value itself.
     private func openSecret(_ stored: StoredEntry) throws -> SecretBytes {
+        try openChecked(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding),
+                        fingerprint: stored.metadata.fingerprint, name: stored.metadata.name)
+    }
+
+    private func openChecked(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8], name: String) throws -> SecretBytes {
         let secret: SecretBytes
         do {
-            secret = try sealer.open(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding))
+            secret = try sealer.open(box, associatedData: associatedData)
         } catch .authenticationFailed, .invalidLength {
-            throw StorageError.entryTampered(name: stored.metadata.name)
+            throw StorageError.entryTampered(name: name)
         }
-        guard try sealer.fingerprint(secret) == stored.metadata.fingerprint else {
-            throw StorageError.entryTampered(name: stored.metadata.name)
-        }
+        guard try sealer.fingerprint(secret) == fingerprint else { throw StorageError.entryTampered(name: name) }
         return secret
     }
 

@@ -47,20 +47,22 @@ public final class Vault {
             FileSafety.tightenFileMode(path)
             try Schema.configure(connection)
             try Schema.ensureRollbackJournal(connection)
+            // The header is checked before a migration may write.
+            _ = try loadHeader(path: path, connection: connection, expectedFormat: version)
             try Schema.migrate(connection, from: version)
-            return try loadHeader(path: path, connection: connection)
+            return try loadHeader(path: path, connection: connection, expectedFormat: Schema.currentVersion)
         }
     }
 
-    private static func loadHeader(path: String, connection: Connection) throws -> Vault {
+    private static func loadHeader(path: String, connection: Connection, expectedFormat: Int64) throws -> Vault {
         let statement = try connection.prepare("SELECT format_version, vault_id FROM vault WHERE id = 1")
         guard try statement.step(),
               let format = statement.int(0), let vaultID = statement.blob(1),
               vaultID.count == vaultIDLength else {
             throw StorageError.damaged(path: path, detail: "the vault header is missing or malformed")
         }
-        guard format == Schema.currentVersion else {
-            throw StorageError.damaged(path: path, detail: "the header says format \(format), the file says \(Schema.currentVersion)")
+        guard format == expectedFormat else {
+            throw StorageError.damaged(path: path, detail: "the header says format \(format), the file says \(expectedFormat)")
         }
         return Vault(path: path, connection: connection, vaultID: vaultID, formatVersion: format)
     }
@@ -211,6 +213,33 @@ public final class Vault {
         try mapErrors { try storedEntry(named: name, on: connection).metadata }
     }
 
+    /// The values `name` held before it was rotated, newest first.
+    public func previousValues(of name: String) throws(StorageError) -> [PreviousValue] {
+        try mapErrors {
+            let entry = try storedEntry(named: name, on: connection)
+            return try storedPreviousValues(entryID: entry.metadata.id, on: connection).map(\.metadata)
+        }
+    }
+
+    func storedPreviousValues(entryID: [UInt8], on connection: Connection) throws -> [StoredPreviousValue] {
+        let statement = try connection.prepare("""
+            SELECT version, set_at, replaced_at, fingerprint, nonce, ciphertext
+            FROM previous_values WHERE entry_id = ? ORDER BY version DESC
+            """)
+        try statement.bind(1, entryID)
+        var values: [StoredPreviousValue] = []
+        while try statement.step() {
+            guard let version = statement.int(0), let setAt = statement.int(1), let replacedAt = statement.int(2),
+                  let fingerprint = statement.blob(3), fingerprint.count == VaultKey.fingerprintLength,
+                  let nonce = statement.blob(4), let ciphertext = statement.blob(5)
+            else { throw StorageError.damaged(path: path, detail: "a previous value is malformed") }
+            values.append(StoredPreviousValue(
+                metadata: PreviousValue(version: version, setAt: setAt, replacedAt: replacedAt, fingerprint: fingerprint),
+                box: SealedBox(nonce: nonce, ciphertext: ciphertext)))
+        }
+        return values
+    }
+
     func storedEntry(named name: String, on connection: Connection) throws -> StoredEntry {
         let statement = try connection.prepare("SELECT \(StoredEntry.columns) FROM entries WHERE name = ?")
         try statement.bind(1, name)
@@ -255,6 +284,11 @@ public final class Vault {
         default: .io(path: path, detail: error.message)
         }
     }
+}
+
+struct StoredPreviousValue {
+    let metadata: PreviousValue
+    let box: SealedBox
 }
 
 /// One row of `entries`, decoded without trusting it: a wrong type or length

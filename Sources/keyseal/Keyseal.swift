@@ -18,11 +18,15 @@ struct Keyseal: ParsableCommand {
         discussion: """
             Secrets are sealed with libsodium in one SQLite file, unlocked by a \
             master passphrase. Exit status: 0 success, 1 failure, 64 bad usage or \
-            input, 65 damaged or altered vault, 66 no such vault or entry, 73 \
-            already exists, 77 cannot unlock. See keyseal(1).
+            input, 65 damaged or altered vault, 66 no such vault or entry, 69 curl \
+            not found, 73 already exists, 77 cannot unlock; curl and run exit with \
+            the status of the program they run. See keyseal(1).
             """,
         version: version,
-        subcommands: [Init.self, Add.self, Get.self, List.self, Remove.self]
+        subcommands: [
+            Init.self, Add.self, Header.self, Curl.self, Run.self, Get.self, List.self, Show.self,
+            Edit.self, Rename.self, Rotate.self, Remove.self, Completions.self,
+        ]
     )
 
     static func main() {

@@ -273,7 +273,7 @@ struct ExitStatusTests {
             let result = try await sandbox.run(command.arguments + ["--vault", path], stdin: command.stdin)
             #expect(result.status == 65, "\(result)")
             #expect(result.stdout.isEmpty, "\(result)")
-            #expect(result.err.contains("keyseal: error: \(path) is vault format 99, newer than this keyseal reads (format 1)\n"), "\(result)")
+            #expect(result.err.contains("keyseal: error: \(path) is vault format 99, newer than this keyseal reads (format 2)\n"), "\(result)")
             #expect(result.err.contains("keyseal: hint: upgrade keyseal"), "\(result)")
             #expect(try sandbox.snapshot(sandbox.work) == before, "the file changed: \(result)")
         }
@@ -331,7 +331,7 @@ struct ExitStatusTests {
         let result = try await sandbox.run(["add", "entry", "--kind", kind, "--vault", sandbox.vault], stdin: "value\n")
         #expect(result.status == 64, "\(result)")
         #expect(result.stdout.isEmpty, "\(result)")
-        #expect(result.err.contains("keyseal: error: unknown kind \"\(kind)\"\n"), "\(result)")
+        #expect(result.err.contains("keyseal: error: unknown kind \"\(kind)\""), "\(result)")
         #expect(result.err.contains("keyseal: hint: choose one of api-key, pat, token\n"), "\(result)")
         #expect(try sandbox.snapshot(sandbox.work) == before, "the vault changed")
     }

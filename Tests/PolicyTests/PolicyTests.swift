@@ -15,6 +15,9 @@ import Testing
         let template = try HeaderTemplate(text)
         #expect(template.text == text)
         #expect(template.fieldName == fieldName)
+        #expect(template.prefix + "{secret}" + template.suffix == text)
+        #expect(template.prefix.hasSuffix(template.valuePrefix))
+        #expect(!template.valuePrefix.hasPrefix(" "))
     }
 
     @Test(arguments: [

@@ -22,9 +22,10 @@ import Sealing
     }
 
     @Test func everyByteFlipIsRefusedOrHarmless() async throws {
-        let original = bytes(of: Vectors.golden)
+        let source = try TemporaryDirectory()
+        let expected = try Self.makeSweptVault(in: source)
+        let original = bytes(of: source.file("vault.db"))
         #expect(original.count >= 4096)
-        let expected = try Self.goldenMetadata()
         let workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
         let counts = try await withThrowingTaskGroup(of: [Outcome: Int].self) { group in
             for worker in 0..<workers {
@@ -51,11 +52,20 @@ import Sealing
         print("byte-flip sweep over \(original.count) bytes: \(summary)")
     }
 
-    static func goldenMetadata() throws -> [String: EntryMetadata] {
-        let directory = try TemporaryDirectory()
-        let vault = try Vault.open(at: try Vectors.copy(Vectors.golden, into: directory))
-        return Dictionary(uniqueKeysWithValues: try vault.entries().map { ($0.name, $0) })
+    /// A small vault in the current format (weak test KDF): the golden
+    /// entries, one of them rotated so a previous value is stored too.
+    static func makeSweptVault(in directory: TemporaryDirectory) throws -> [String: EntryMetadata] {
+        let vault = try Vault.create(at: directory.file("vault.db"), passphrase: secret(GoldenRecipe.passphrase),
+                                     kdf: .insecureTesting, now: GoldenRecipe.createdAt)
+        for item in GoldenRecipe.items {
+            let value = item.name == rotated ? "value-before-rotation" : item.secret
+            try vault.add(name: item.name, fields: item.fields, secret: secret(value), now: GoldenRecipe.createdAt)
+        }
+        try vault.rotate(rotated, to: secret(GoldenRecipe.items.first { $0.name == rotated }!.secret), now: GoldenRecipe.createdAt + 60)
+        return Dictionary(uniqueKeysWithValues: try vault.vault.entries().map { ($0.name, $0) })
     }
+
+    static let rotated = "gitlab"
 
     /// Opens a flipped copy the way `keyseal get` would, entry by entry.
     static func outcome(path: String, offset: Int, expected: [String: EntryMetadata]) -> Outcome {
@@ -69,6 +79,10 @@ import Sealing
                     Issue.record("flipping byte \(offset) returned a wrong secret for \(item.name)")
                 }
                 if entry.metadata != expected[item.name] { metadataChanged = true }
+            }
+            let previous = string(try unlocked.openPrevious(rotated))
+            if previous != "value-before-rotation" {
+                Issue.record("flipping byte \(offset) returned a wrong previous value")
             }
             if try unlocked.vault.entries().count != GoldenRecipe.items.count { metadataChanged = true }
             return metadataChanged ? .unboundMetadataChanged : .intact
@@ -85,6 +99,7 @@ import Sealing
         case .unlockFailed: "unlock failed"
         case .entryTampered: "entry tampered"
         case .entryNotFound: "entry missing"
+        case .noPreviousValue: "previous value missing"
         case let .io(_, detail): "i/o error: \(detail)"
         default: "\(error)"
         }

@@ -168,7 +168,7 @@ import Sealing
         let path = directory.file("vault.db")
         try tamper(path, "PRAGMA user_version = 99")
         let before = bytes(of: path)
-        #expect(throws: StorageError.newerFormat(path: path, found: 99, supported: 1)) { try Vault.open(at: path) }
+        #expect(throws: StorageError.newerFormat(path: path, found: 99, supported: Schema.currentVersion)) { try Vault.open(at: path) }
         #expect(bytes(of: path) == before)
     }
 

@@ -9,8 +9,12 @@ import Sealing
     @Test func goldenVaultOpensWithExactContents() throws {
         let directory = try TemporaryDirectory()
         let path = try Vectors.copy(Vectors.golden, into: directory)
+        try #require(try Connection(path: path, flags: 0x0000_0001).scalarInt("PRAGMA user_version") == 1)
+        // Opening migrates the v1 file to the current format, in place.
         let vault = try Vault.open(at: path)
-        #expect(vault.formatVersion == 1)
+        #expect(vault.formatVersion == Schema.currentVersion)
+        #expect(try vault.connection.scalarInt("PRAGMA user_version") == Schema.currentVersion)
+        #expect(try vault.previousValues(of: "immuta-pat").isEmpty)
         let listed = try vault.entries()
         #expect(listed.map(\.name) == GoldenRecipe.items.map(\.name).sorted())
         let unlocked = try vault.unlock(passphrase: secret(GoldenRecipe.passphrase))
@@ -22,9 +26,9 @@ import Sealing
         }
     }
 
-    /// The schema this build writes is the schema of the golden file, so a
-    /// change to the format cannot slip in without a new version.
-    @Test func newVaultsHaveTheGoldenSchema() throws {
+    /// A new vault and a migrated golden vault have the same schema, so a
+    /// format change cannot slip in without a migration.
+    @Test func newVaultsHaveTheMigratedGoldenSchema() throws {
         let directory = try TemporaryDirectory()
         let made = try makeVault(in: directory)
         let golden = try Vault.open(at: try Vectors.copy(Vectors.golden, into: directory, as: "golden.db"))
@@ -60,6 +64,9 @@ import Sealing
         let directory = try TemporaryDirectory()
         let path = try Vectors.copy(Vectors.golden, into: directory)
         let other = try Vectors.copy(Vectors.other, into: directory, as: "other.db")
+        // Migrate both first, so the vector tests the current format's checks.
+        _ = try Vault.open(at: path)
+        _ = try Vault.open(at: other)
         if vector.sql != "-" { try tamper(path, vector.sql.replacingOccurrences(of: "{other}", with: other)) }
         let before = bytes(of: path)
         defer { #expect(bytes(of: path) == before, "the refusal changed the file") }
@@ -76,7 +83,7 @@ import Sealing
                 return false
             }
         case "unsupported-version":
-            #expect(throws: StorageError.newerFormat(path: path, found: 2, supported: 1)) { try Vault.open(at: path) }
+            #expect(throws: StorageError.newerFormat(path: path, found: 99, supported: Schema.currentVersion)) { try Vault.open(at: path) }
         case "not-a-vault":
             #expect(throws: StorageError.notAVault(path: path)) { try Vault.open(at: path) }
         case let expect where expect.hasPrefix("tampered:"):

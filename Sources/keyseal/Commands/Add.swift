@@ -28,55 +28,36 @@ struct Add: ParsableCommand {
         valueName: "template"))
     var headerTemplate: String?
 
+    @Option(help: ArgumentHelp("The service's base URL; keyseal curl sends the secret only there.", valueName: "url"))
+    var url: String?
+
     @Option(help: ArgumentHelp("What the secret is for.", valueName: "text"))
     var description: String = ""
 
+    @Option(help: ArgumentHelp("When it expires: 2027-01-31, 2027-01-31T17:00:00+01:00, 90d, 12w, 6mo, 1y or never.",
+                               valueName: "when"))
+    var expires: String?
+
+    @Flag(help: "Accept an expiry in the past (to record a token that has already expired).")
+    var allowPast = false
+
     func run() throws {
         try Failure.report {
-            let kind = try parsedKind()
-            let template = try headerTemplate.map { (text) throws -> String in
-                do { return try HeaderTemplate(text).text } catch {
-                    throw CLIError(.usage, "\(error)", hint: "for example --header 'X-API-Key: {secret}'")
-                }
-            } ?? kind.defaultHeaderTemplate
+            let kind = try FieldInput.kind(kind)
+            let fields = EntryFields(
+                kind: kind.rawValue,
+                headerTemplate: try headerTemplate.map(FieldInput.headerTemplate) ?? kind.defaultHeaderTemplate,
+                url: try url.map(FieldInput.url),
+                description: description,
+                expiresAt: try expires.flatMap { try FieldInput.expiry($0, allowPast: allowPast) })
             try EntryName.validate(name)
             let vault = try vaultOptions.open()
             // Say so before the user pastes a secret and types a passphrase.
             if (try? vault.metadata(named: name)) != nil { throw StorageError.entryExists(name: name) }
-            if unlockOptions.passphraseFD == 0 && !Output.isTerminal(0) {
-                throw CLIError(.usage, "stdin cannot carry both the passphrase and the secret",
-                               hint: "give the passphrase on another descriptor, for example --passphrase-fd 3 3<file")
-            }
-            let secret = try readSecret()
+            let secret = try NewSecret.read(for: name, unlockOptions: unlockOptions)
             let unlocked = try unlockOptions.unlock(vault)
-            let fields = EntryFields(kind: kind.rawValue, headerTemplate: template, description: description)
             let stored = try unlocked.add(name: name, fields: fields, secret: secret)
             Output.info("stored \(name.debugDescription) (\(kind.rawValue), fingerprint \(stored.fingerprintHex.prefix(12))), read back and verified")
         }
-    }
-
-    private func parsedKind() throws -> CredentialKind {
-        guard let kind = CredentialKind(rawValue: kind), CredentialKind.storable.contains(kind) else {
-            let names = CredentialKind.storable.map(\.rawValue).joined(separator: ", ")
-            throw CLIError(.usage, "unknown kind \(kind.debugDescription)", hint: "choose one of \(names)")
-        }
-        return kind
-    }
-
-    private func readSecret() throws -> SecretBytes {
-        let secret: SecretBytes
-        if Output.isTerminal(0) {
-            secret = try Terminal.readHidden(fd: 0, prompt: "Secret for \(name) (input hidden): ", limit: Vault.maxSecretLength)
-        } else {
-            secret = try SecretReader.readToEnd(fd: 0, limit: Vault.maxSecretLength, what: "secret")
-        }
-        if secret.count == 0 {
-            throw CLIError(.usage, "the secret is empty", hint: "pipe it in, for example: pbpaste | keyseal add \(name)")
-        }
-        if secret.containsAny(of: [0x0D, 0x0A, 0x00]) {
-            throw CLIError(.usage, "the secret holds a carriage return, line feed or NUL byte",
-                           hint: "a token is one line; check what was pasted (only one final newline is removed)")
-        }
-        return secret
     }
 }

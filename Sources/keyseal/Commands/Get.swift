@@ -18,6 +18,12 @@ struct Get: ParsableCommand {
     @Flag(name: [.short, .customLong("no-newline")], help: "Do not end the output with a newline.")
     var noNewline = false
 
+    @Flag(help: "Print the value the last rotation replaced.")
+    var previous = false
+
+    @Option(help: ArgumentHelp("Print this previous version (see keyseal show).", valueName: "n"))
+    var version: Int64?
+
     func run() throws {
         try Failure.report {
             if Output.isTerminal(1) && !force {
@@ -27,8 +33,12 @@ struct Get: ParsableCommand {
             let vault = try vaultOptions.open()
             _ = try vault.metadata(named: name)  // an unknown name fails before any prompt
             let unlocked = try unlockOptions.unlock(vault)
-            let entry = try unlocked.open(name)
-            try Output.secret(entry.secret)
+            if previous || version != nil {
+                try Output.secret(unlocked.openPrevious(name, version: version))
+            } else {
+                let entry = try unlocked.open(name)
+                try Output.secret(entry.secret)
+            }
             if !noNewline { Output.data("\n") }
         }
     }

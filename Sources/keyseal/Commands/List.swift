@@ -24,28 +24,17 @@ struct List: ParsableCommand {
     static func json(_ entries: [EntryMetadata], vault: Vault) -> JSON {
         .object([
             ("vault", .string(vault.path)),
-            ("entries", .array(entries.map { entry in
-                .object([
-                    ("name", .string(entry.name)),
-                    ("kind", .string(entry.fields.kind)),
-                    ("header_template", .string(entry.fields.headerTemplate)),
-                    ("url", .optional(entry.fields.url)),
-                    ("description", .string(entry.fields.description)),
-                    ("created", .string(Timestamp.iso8601(entry.createdAt))),
-                    ("updated", .string(Timestamp.iso8601(entry.updatedAt))),
-                    ("expires", .optional(entry.fields.expiresAt.map(Timestamp.iso8601))),
-                    ("last_used", .optional(entry.lastUsedAt.map(Timestamp.iso8601))),
-                    ("fingerprint", .string(entry.fingerprintHex)),
-                ])
-            })),
+            ("entries", .array(entries.map { EntryJSON.object($0) })),
         ])
     }
 
+    /// Dates in the user's time zone; JSON has the exact instants in UTC.
     static func table(_ entries: [EntryMetadata]) -> String {
+        let zone = SystemZone()
         let header = ["NAME", "KIND", "EXPIRES", "CREATED", "FINGERPRINT", "DESCRIPTION"]
         let rows = entries.map { entry in
-            [entry.name, entry.fields.kind, entry.fields.expiresAt.map(Timestamp.date) ?? "never",
-             Timestamp.date(entry.createdAt), String(entry.fingerprintHex.prefix(12)), entry.fields.description]
+            [entry.name, entry.fields.kind, entry.fields.expiresAt.map { Timestamp.localDate($0, in: zone) } ?? "never",
+             Timestamp.localDate(entry.createdAt, in: zone), String(entry.fingerprintHex.prefix(12)), entry.fields.description]
                 .map(TextTable.printable)
         }
         return TextTable.render([header] + rows)

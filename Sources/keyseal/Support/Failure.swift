@@ -16,8 +16,14 @@ enum ExitStatus: Int32 {
     case notFound = 66
     /// The vault or entry already exists: EX_CANTCREAT.
     case exists = 73
+    /// A program keyseal needs (curl) is not installed: EX_UNAVAILABLE.
+    case unavailable = 69
     /// The vault could not be unlocked: wrong passphrase, or no way to ask: EX_NOPERM.
     case unlock = 77
+    /// `run`: the command was found but could not be executed (as env(1)).
+    case cannotExecute = 126
+    /// `run`: the command was not found (as env(1)).
+    case commandNotFound = 127
 }
 
 /// An error the CLI itself raises, with what to do about it.
@@ -63,7 +69,7 @@ enum Failure {
         case let error as CLIError: return error.status
         case let error as StorageError:
             switch error {
-            case .vaultNotFound, .entryNotFound: return .notFound
+            case .vaultNotFound, .entryNotFound, .noPreviousValue: return .notFound
             case .vaultExists, .entryExists: return .exists
             case .notAVault, .newerFormat, .damaged, .entryTampered: return .data
             case .unlockFailed: return .unlock
@@ -87,6 +93,7 @@ enum Failure {
         case .unlockFailed:
             return "try again; if the passphrase is right, the vault's key slot was altered: restore it from a backup"
         case .entryNotFound: return "run \"keyseal list\" to see the entries"
+        case .noPreviousValue: return "run \"keyseal show NAME\" to see the versions kept"
         case .entryExists: return "choose another name, or remove the old entry with \"keyseal rm\""
         case .invalidName: return "use one line of printable text, for example \"immuta-prod\""
         case .entryTampered: return "the value was not returned; restore the vault from a backup"

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Policy
+import Sealing
+import Storage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Curl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "curl",
+        abstract: "Run curl with an entry's header, never on curl's command line.",
+        discussion: """
+            The header reaches curl as a config file on an inherited pipe \
+            (curl -K /dev/fd/N), so it never appears in argv, the environment \
+            or a file. A path (/data/connection/123) is joined to the entry's \
+            base URL; a full URL must be on the entry's host unless --any-host. \
+            Arguments after -- go to curl. The exit status is curl's. Note that \
+            curl -v prints the request headers, the credential included.
+            """)
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Argument(help: "The entry's name.")
+    var name: String
+
+    @Argument(help: ArgumentHelp("A path joined to the entry's URL, or a full URL on its host (default: the entry's URL).",
+                                 valueName: "path-or-url"))
+    var target: String?
+
+    @Flag(help: "Allow a full URL on a host other than the entry's.")
+    var anyHost = false
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("Arguments for curl, after --.", valueName: "curl-args"))
+    var curlArguments: [String] = []
+
+    func run() throws {
+        try Failure.report {
+            guard let curl = Launcher.find("curl") else {
+                throw CLIError(.unavailable, "curl was not found on PATH", hint: "install it, for example: apt-get install curl")
+            }
+            let vault = try vaultOptions.open()
+            let metadata = try vault.metadata(named: name)
+            let url = try requestURL(for: metadata)
+            let unlocked = try unlockOptions.unlock(vault)
+            let entry = try unlocked.open(name)
+            let config = try HeaderRenderer.render(try StoredTemplate.parse(entry.metadata), secret: entry.secret, as: .curl)
+            let descriptor = try ConfigPipe.fill(with: config)
+            let status = Launcher.exec(
+                curl, arguments: ["curl", "-K", "/dev/fd/\(descriptor)"] + curlArguments + [url],
+                environment: Launcher.environment(droppingPrefix: "KEYSEAL_"), secretEnvironment: try SecretBytes(count: 0))
+            throw CLIError(.cannotExecute, "cannot run \(curl): \(String(cString: strerror(status)))")
+        }
+    }
+
+    private func requestURL(for metadata: EntryMetadata) throws -> String {
+        do {
+            let base = try metadata.fields.url.map { (text) throws(ServiceURL.Invalid) in try ServiceURL(text) }
+            return try ServiceURL.resolve(target, base: base, anyHost: anyHost)
+        } catch {
+            let hint: String = switch error {
+            case .noBase: "store the service's base URL: keyseal edit \(name) --url https://host, or give a full URL with --any-host"
+            case .otherHost: "a token is only sent to the host it was stored for; pass --any-host if you mean it"
+            default: "give a path such as /bim/user/current, or a full https:// URL"
+            }
+            throw CLIError(.usage, "\(error)", hint: hint)
+        }
+    }
+}
+
+/// F_SETPIPE_SZ from <linux/fcntl.h> (F_LINUX_SPECIFIC_BASE + 7), which the
+/// Glibc module does not export.
+private let linuxSetPipeSize: Int32 = 1031
+
+/// A pipe holding curl's config: written whole before curl starts, so no
+/// keyseal process needs to stay behind to feed it.
+enum ConfigPipe {
+    /// Returns the read end, left open across exec.
+    static func fill(with config: borrowing SecretBytes) throws -> Int32 {
+        var ends: [Int32] = [0, 0]
+        // pipe2(2) is not exported by Swift's Glibc module; the process has
+        // one thread, so setting close-on-exec right after pipe(2) is safe.
+        guard pipe(&ends) == 0 else {
+            throw CLIError(.failure, "cannot make a pipe for curl: \(String(cString: strerror(errno)))")
+        }
+        let (readEnd, writeEnd) = (ends[0], ends[1])
+        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
+        // A pipe holds 64 KiB by default; a config larger than that would
+        // block this single-threaded write, so the pipe is grown first.
+        if config.count >= 65_536 && fcntl(writeEnd, linuxSetPipeSize, Int32(config.count + 1)) < 0 {
+            throw CLIError(.failure, "the header is too large to hand to curl")
+        }
+        try Output.secret(config, to: writeEnd)
+        close(writeEnd)
+        guard fcntl(readEnd, F_SETFD, 0) == 0 else {
+            throw CLIError(.failure, "cannot pass the pipe to curl: \(String(cString: strerror(errno)))")
+        }
+        return readEnd
+    }
+}

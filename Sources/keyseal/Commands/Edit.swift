@@ -1,0 +1,64 @@
+import ArgumentParser
+import Policy
+import Storage
+
+struct Edit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Change an entry's description, expiry, URL, header or kind.",
+        discussion: "The secret is unchanged; it is sealed again under the new fields.")
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Argument(help: "The entry's name.")
+    var name: String
+
+    @Option(help: ArgumentHelp("A new description (\"\" for none).", valueName: "text"))
+    var description: String?
+
+    @Option(help: ArgumentHelp("A new expiry: 2027-01-31, 90d, never, …", valueName: "when"))
+    var expires: String?
+
+    @Flag(help: "Accept an expiry in the past.")
+    var allowPast = false
+
+    @Option(help: ArgumentHelp("A new base URL.", valueName: "url"))
+    var url: String?
+
+    @Flag(help: "Remove the base URL.")
+    var noUrl = false
+
+    @Option(name: .customLong("header"), help: ArgumentHelp("A new header template with one {secret}.", valueName: "template"))
+    var headerTemplate: String?
+
+    @Option(help: ArgumentHelp("A new kind: api-key, pat or token.", valueName: "kind"))
+    var kind: String?
+
+    func run() throws {
+        try Failure.report {
+            guard description != nil || expires != nil || url != nil || noUrl || headerTemplate != nil || kind != nil else {
+                throw CLIError(.usage, "nothing to change", hint: "give --description, --expires, --url, --no-url, --header or --kind")
+            }
+            if url != nil && noUrl { throw CLIError(.usage, "--url and --no-url contradict each other") }
+            let newKind = try kind.map(FieldInput.kind)
+            let newTemplate = try headerTemplate.map(FieldInput.headerTemplate)
+            let newURL = try url.map(FieldInput.url)
+            let newExpiry = try expires.map { try FieldInput.expiry($0, allowPast: allowPast) }
+            let unlocked = try EntryAccess.unlock(vaultOptions, unlockOptions, names: [name])
+            try unlocked.update(name) { fields in
+                if let description { fields.description = description }
+                if let newExpiry { fields.expiresAt = newExpiry }
+                if let newURL { fields.url = newURL }
+                if noUrl { fields.url = nil }
+                if let newKind {
+                    // A template that was the old kind's default follows the kind.
+                    let oldDefault = CredentialKind(rawValue: fields.kind)?.defaultHeaderTemplate
+                    if fields.headerTemplate == oldDefault { fields.headerTemplate = newKind.defaultHeaderTemplate }
+                    fields.kind = newKind.rawValue
+                }
+                if let newTemplate { fields.headerTemplate = newTemplate }
+            }
+            Output.info("updated \(name.debugDescription)")
+        }
+    }
+}

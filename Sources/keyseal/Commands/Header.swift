@@ -1,0 +1,54 @@
+import ArgumentParser
+import Policy
+import Sealing
+import Storage
+
+extension HeaderFormat: ExpressibleByArgument {}
+
+struct Header: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print an entry's ready HTTP header, for curl.",
+        discussion: """
+            Formats: line (default) prints "Authorization: Bearer …" for \
+            curl -H @-; curl prints a config line (header = "…") for curl -K -; \
+            http prints the header ending in CR LF; json prints \
+            {"name": …, "value": …}. Examples:
+              keyseal header immuta | curl -H @- https://immuta.example.com/bim/user/current
+              keyseal header immuta --format curl | curl -K - https://immuta.example.com/bim/user/current
+            """)
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Argument(help: "The entry's name.")
+    var name: String
+
+    @Option(help: ArgumentHelp("line, curl, http or json.", valueName: "format"))
+    var format: HeaderFormat = .line
+
+    func run() throws {
+        try Failure.report {
+            let unlocked = try EntryAccess.unlock(vaultOptions, unlockOptions, names: [name])
+            let entry = try unlocked.open(name)
+            let template = try StoredTemplate.parse(entry.metadata)
+            if format == .json && !entry.secret.isValidUTF8 {
+                throw CLIError(.usage, "the secret of \(name.debugDescription) is not UTF-8 text, which JSON cannot carry",
+                               hint: "use --format line or curl")
+            }
+            try Output.secret(HeaderRenderer.render(template, secret: entry.secret, as: format))
+        }
+    }
+}
+
+enum StoredTemplate {
+    /// The entry's template, checked again: it was validated when stored and
+    /// is bound into the seal, so a failure here means a damaged vault.
+    static func parse(_ metadata: EntryMetadata) throws -> HeaderTemplate {
+        do {
+            return try HeaderTemplate(metadata.fields.headerTemplate)
+        } catch {
+            throw CLIError(.data, "entry \(metadata.name.debugDescription) has an unusable header template: \(error)",
+                           hint: "set one with keyseal edit \(metadata.name) --header 'Authorization: Bearer {secret}'")
+        }
+    }
+}

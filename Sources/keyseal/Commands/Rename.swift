@@ -1,0 +1,29 @@
+import ArgumentParser
+import Storage
+
+struct Rename: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rename an entry (its secret is sealed again under the new name).",
+        aliases: ["mv"])
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Argument(help: "The entry's current name.")
+    var name: String
+
+    @Argument(help: "Its new name.")
+    var newName: String
+
+    func run() throws {
+        try Failure.report {
+            try EntryName.validate(newName)
+            let vault = try vaultOptions.open()
+            _ = try vault.metadata(named: name)
+            if (try? vault.metadata(named: newName)) != nil { throw StorageError.entryExists(name: newName) }
+            let unlocked = try unlockOptions.unlock(vault)
+            try unlocked.rename(name, to: newName)
+            Output.info("renamed \(name.debugDescription) to \(newName.debugDescription)")
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Policy
+import Storage
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show one entry's metadata and previous versions (no passphrase needed).")
+
+    @OptionGroup var vaultOptions: VaultOptions
+
+    @Argument(help: "The entry's name.")
+    var name: String
+
+    @Flag(help: "Print JSON (schema in keyseal(1)).")
+    var json = false
+
+    func run() throws {
+        try Failure.report {
+            let vault = try vaultOptions.open()
+            let entry = try vault.metadata(named: name)
+            let previous = try vault.previousValues(of: name)
+            if json {
+                Output.data(EntryJSON.object(entry, previous: previous).rendered + "\n")
+                return
+            }
+            let zone = SystemZone()
+            func local(_ seconds: Int64?) -> String { seconds.map { Timestamp.local($0, in: zone) } ?? "never" }
+            var rows: [[String]] = [
+                ["name:", entry.name],
+                ["kind:", entry.fields.kind],
+                ["header:", entry.fields.headerTemplate],
+                ["url:", entry.fields.url ?? "none"],
+                ["description:", entry.fields.description],
+                ["expires:", local(entry.fields.expiresAt)],
+                ["created:", local(entry.createdAt)],
+                ["updated:", local(entry.updatedAt)],
+                ["last used:", local(entry.lastUsedAt)],
+                ["fingerprint:", entry.fingerprintHex],
+            ]
+            for value in previous {
+                rows.append(["previous:", "version \(value.version), set \(local(value.setAt)), replaced \(local(value.replacedAt)), fingerprint \(value.fingerprintHex.prefix(12))"])
+            }
+            Output.data(TextTable.render(rows.map { $0.map(TextTable.printable) }))
+        }
+    }
+}
+
+/// The JSON of one entry, shared by `list --json` and `show --json`.
+enum EntryJSON {
+    static func object(_ entry: EntryMetadata, previous: [PreviousValue]? = nil) -> JSON {
+        var pairs: [(String, JSON)] = [
+            ("name", .string(entry.name)),
+            ("kind", .string(entry.fields.kind)),
+            ("header_template", .string(entry.fields.headerTemplate)),
+            ("url", .optional(entry.fields.url)),
+            ("description", .string(entry.fields.description)),
+            ("created", .string(Timestamp.iso8601(entry.createdAt))),
+            ("updated", .string(Timestamp.iso8601(entry.updatedAt))),
+            ("expires", .optional(entry.fields.expiresAt.map(Timestamp.iso8601))),
+            ("last_used", .optional(entry.lastUsedAt.map(Timestamp.iso8601))),
+            ("fingerprint", .string(entry.fingerprintHex)),
+        ]
+        if let previous {
+            pairs.append(("previous", .array(previous.map { value in
+                .object([
+                    ("version", .number(value.version)),
+                    ("set", .string(Timestamp.iso8601(value.setAt))),
+                    ("replaced", .string(Timestamp.iso8601(value.replacedAt))),
+                    ("fingerprint", .string(value.fingerprintHex)),
+                ])
+            })))
+        }
+        return .object(pairs)
+    }
+}
