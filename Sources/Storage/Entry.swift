@@ -32,6 +32,10 @@ public struct EntryMetadata: Equatable, Sendable {
     /// Keyed BLAKE2b of the secret: equal secrets in one vault have equal
     /// fingerprints; nobody without the vault key can test a guess.
     public let fingerprint: [UInt8]
+    /// This entry's own expiry warning window in seconds, if it has one.
+    /// Not bound into the seal: like `lastUsedAt`, it is policy metadata that
+    /// `check` reads without the key.
+    public let warnWithin: Int64?
 
     public var fingerprintHex: String { Hex.encode(fingerprint) }
 
@@ -43,7 +47,8 @@ public struct EntryMetadata: Equatable, Sendable {
 /// A value an entry held before `rotate` replaced it. Readable without unlocking.
 public struct PreviousValue: Equatable, Sendable {
     public let version: Int64
-    /// When this value became the entry's value.
+    /// The entry's `updated_at` when this value was replaced (bound into the
+    /// seal; not shown, since edits also move it).
     public let setAt: Int64
     public let replacedAt: Int64
     public let fingerprint: [UInt8]

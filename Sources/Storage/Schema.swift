@@ -47,8 +47,14 @@ enum Schema {
         ) STRICT, WITHOUT ROWID;
         """,
         // Format 2: the values an entry held before `rotate`, kept for a
-        // while so a rotation can be undone.
+        // while so a rotation can be undone; vault settings (such as the
+        // warning window); an entry's own warning window.
         """
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) STRICT, WITHOUT ROWID;
+        ALTER TABLE entries ADD COLUMN warn_within INTEGER CHECK (warn_within > 0);
         CREATE TABLE previous_values (
             entry_id BLOB NOT NULL REFERENCES entries (entry_id) ON DELETE CASCADE,
             version INTEGER NOT NULL CHECK (version > 0),

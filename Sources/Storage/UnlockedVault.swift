@@ -32,6 +32,7 @@ public final class UnlockedVault {
             let fingerprint = try sealer.fingerprint(secret)
             try connection.immediateTransaction {
                 if try exists(name) { throw StorageError.entryExists(name: name) }
+                try purgeExpiredPreviousValues(now: now)
                 let insert = try connection.prepare("""
                     INSERT INTO entries (name, entry_id, kind, header_template, url, description,
                         created_at, updated_at, expires_at, last_used_at, fingerprint, nonce, ciphertext)
@@ -91,9 +92,10 @@ public final class UnlockedVault {
         try rewrite(name, newName: name, now: now, edit)
     }
 
-    public func remove(_ name: String) throws(StorageError) {
+    public func remove(_ name: String, now: Int64 = Vault.currentTime()) throws(StorageError) {
         try vault.mapErrors {
             try connection.immediateTransaction {
+                try purgeExpiredPreviousValues(now: now)
                 let delete = try connection.prepare("DELETE FROM entries WHERE name = ?")
                 try delete.bind(1, name)
                 _ = try delete.step()
@@ -101,10 +103,6 @@ public final class UnlockedVault {
             }
         }
     }
-
-    /// How long a value replaced by `rotate` is kept, so a rotation can be
-    /// undone; older ones are purged by the next write to the vault.
-    public static let previousValueRetention: Int64 = 30 * 86_400
 
     /// Replaces an entry's value. The old value is kept as the newest
     /// previous version unless `keepPrevious` is false, in which case every
@@ -121,9 +119,11 @@ public final class UnlockedVault {
                 let stored = try vault.storedEntry(named: name, on: connection)
                 let entryID = stored.metadata.id
                 let oldSecret = try openSecret(stored)
+                try purgeExpiredPreviousValues(now: now)
                 if keepPrevious {
-                    let newest = try vault.storedPreviousValues(entryID: entryID, on: connection).first
-                    let version = (newest?.metadata.version ?? 0) + 1
+                    let newest = try connection.scalarInt(
+                        "SELECT max(version) FROM previous_values WHERE entry_id = X'\(Hex.encode(entryID))'")
+                    let version = (newest ?? 0) + 1
                     let previousAD = AssociatedData.previousValue(
                         vaultID: vault.vaultID, entryID: entryID, version: version,
                         setAt: stored.metadata.updatedAt, replacedAt: now)
@@ -158,17 +158,16 @@ public final class UnlockedVault {
                     .blob(box.nonce), .blob(box.ciphertext), .blob(entryID),
                 ])
                 _ = try update.step()
-                try purgeExpiredPreviousValues(now: now)
             }
         }
         return try verifyStored(name, matches: newSecret)
     }
 
     /// A previous value of `name`: the newest, or the given version.
-    public func openPrevious(_ name: String, version: Int64? = nil) throws(StorageError) -> SecretBytes {
+    public func openPrevious(_ name: String, version: Int64? = nil, now: Int64 = Vault.currentTime()) throws(StorageError) -> SecretBytes {
         try vault.mapErrors {
             let stored = try vault.storedEntry(named: name, on: connection)
-            let values = try vault.storedPreviousValues(entryID: stored.metadata.id, on: connection)
+            let values = try vault.storedPreviousValues(entryID: stored.metadata.id, on: connection, now: now)
             let chosen = version.map { wanted in values.first { $0.metadata.version == wanted } } ?? values.first
             guard let value = chosen else { throw StorageError.noPreviousValue(name: name, version: version) }
             let previousAD = AssociatedData.previousValue(
@@ -178,9 +177,10 @@ public final class UnlockedVault {
         }
     }
 
+    /// Run inside every write transaction.
     private func purgeExpiredPreviousValues(now: Int64) throws {
         let purge = try connection.prepare("DELETE FROM previous_values WHERE replaced_at < ?")
-        try purge.bind(1, now - Self.previousValueRetention)
+        try purge.bind(1, now - Vault.previousValueRetention)
         _ = try purge.step()
     }
 

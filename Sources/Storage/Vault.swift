@@ -213,20 +213,27 @@ public final class Vault {
         try mapErrors { try storedEntry(named: name, on: connection).metadata }
     }
 
-    /// The values `name` held before it was rotated, newest first.
-    public func previousValues(of name: String) throws(StorageError) -> [PreviousValue] {
+    /// How long a value replaced by `rotate` is kept, so a rotation can be
+    /// undone. Older ones are not shown or opened, and the next write to the
+    /// vault deletes them.
+    public static let previousValueRetention: Int64 = 30 * 86_400
+
+    /// The values `name` held before it was rotated, kept for the retention
+    /// period, newest first.
+    public func previousValues(of name: String, now: Int64 = currentTime()) throws(StorageError) -> [PreviousValue] {
         try mapErrors {
             let entry = try storedEntry(named: name, on: connection)
-            return try storedPreviousValues(entryID: entry.metadata.id, on: connection).map(\.metadata)
+            return try storedPreviousValues(entryID: entry.metadata.id, on: connection, now: now).map(\.metadata)
         }
     }
 
-    func storedPreviousValues(entryID: [UInt8], on connection: Connection) throws -> [StoredPreviousValue] {
+    func storedPreviousValues(entryID: [UInt8], on connection: Connection, now: Int64) throws -> [StoredPreviousValue] {
         let statement = try connection.prepare("""
             SELECT version, set_at, replaced_at, fingerprint, nonce, ciphertext
-            FROM previous_values WHERE entry_id = ? ORDER BY version DESC
+            FROM previous_values WHERE entry_id = ? AND replaced_at >= ? ORDER BY version DESC
             """)
         try statement.bind(1, entryID)
+        try statement.bind(2, now - Self.previousValueRetention)
         var values: [StoredPreviousValue] = []
         while try statement.step() {
             guard let version = statement.int(0), let setAt = statement.int(1), let replacedAt = statement.int(2),
@@ -296,7 +303,7 @@ struct StoredPreviousValue {
 struct StoredEntry {
     static let columns = """
         name, entry_id, kind, header_template, url, description, created_at, updated_at, \
-        expires_at, last_used_at, fingerprint, nonce, ciphertext
+        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within
         """
     let metadata: EntryMetadata
     let box: SealedBox
@@ -322,7 +329,7 @@ struct StoredEntry {
         let fields = EntryFields(kind: kind, headerTemplate: template, url: url,
                                  description: description, expiresAt: try optionalInt(8))
         metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
-                                 lastUsedAt: try optionalInt(9), fingerprint: fingerprint)
+                                 lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13))
         box = SealedBox(nonce: nonce, ciphertext: ciphertext)
     }
 }

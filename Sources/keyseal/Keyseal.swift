@@ -19,8 +19,9 @@ struct Keyseal: ParsableCommand {
             Secrets are sealed with libsodium in one SQLite file, unlocked by a \
             master passphrase. Exit status: 0 success, 1 failure, 64 bad usage or \
             input, 65 damaged or altered vault, 66 no such vault or entry, 69 curl \
-            not found, 73 already exists, 77 cannot unlock; curl and run exit with \
-            the status of the program they run. See keyseal(1).
+            not found, 73 already exists, 77 cannot unlock, 126 command cannot \
+            run, 127 command not found; curl and run otherwise exit with the \
+            status of the program they run. See keyseal(1).
             """,
         version: version,
         subcommands: [

@@ -80,7 +80,7 @@ import Sealing
                 }
                 if entry.metadata != expected[item.name] { metadataChanged = true }
             }
-            let previous = string(try unlocked.openPrevious(rotated))
+            let previous = string(try unlocked.openPrevious(rotated, now: GoldenRecipe.createdAt + 120))
             if previous != "value-before-rotation" {
                 Issue.record("flipping byte \(offset) returned a wrong previous value")
             }

@@ -41,12 +41,19 @@ import Sealing
     @Test func previousValuesExpireAfterTheRetentionPeriod() throws {
         let vault = try makeVault(in: directory, entries: [("pat", "first"), ("other", "x")])
         let start: Int64 = 1_800_000_000
+        let end = start + Vault.previousValueRetention
         try vault.rotate("pat", to: secret("second"), now: start)
-        // A write within the period keeps it; the first write after it purges it.
-        try vault.update("other", now: start + UnlockedVault.previousValueRetention - 1) { $0.description = "a" }
-        #expect(try vault.vault.previousValues(of: "pat").count == 1)
-        try vault.update("other", now: start + UnlockedVault.previousValueRetention + 1) { $0.description = "b" }
-        #expect(try vault.vault.previousValues(of: "pat").isEmpty)
+        // Within the period it is kept, through writes too.
+        try vault.update("other", now: end - 1) { $0.description = "a" }
+        #expect(try vault.vault.previousValues(of: "pat", now: end).count == 1)
+        #expect(string(try vault.openPrevious("pat", now: end)) == "first")
+        // After it, it is neither listed nor opened, even before a write...
+        #expect(try vault.vault.previousValues(of: "pat", now: end + 1).isEmpty)
+        #expect(throws: StorageError.noPreviousValue(name: "pat", version: nil)) { _ = try vault.openPrevious("pat", now: end + 1) }
+        #expect(try vault.vault.connection.scalarInt("SELECT count(*) FROM previous_values") == 1)
+        // ...and any write, an add included, deletes it from the file.
+        try vault.add(name: "new", fields: EntryFields(kind: "token", headerTemplate: "A: {secret}"), secret: secret("v"), now: end + 1)
+        #expect(try vault.vault.connection.scalarInt("SELECT count(*) FROM previous_values") == 0)
     }
 
     @Test func previousValuesFollowRenamesAndGoWithTheEntry() throws {

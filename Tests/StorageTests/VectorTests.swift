@@ -45,15 +45,17 @@ import Sealing
         var testDescription: String { id }
     }
 
-    static let negativeVectors: [NegativeVector] = {
-        let text = (try? String(contentsOfFile: Vectors.negative, encoding: .utf8)) ?? ""
+    static let negativeVectors = load(Vectors.negative, passphrase: GoldenRecipe.passphrase)
+
+    static func load(_ path: String, passphrase: String) -> [NegativeVector] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
             let columns = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             return NegativeVector(id: columns[0], expect: columns[1],
-                                  passphrase: columns[2] == "-" ? GoldenRecipe.passphrase : columns[2],
+                                  passphrase: columns[2] == "-" ? passphrase : columns[2],
                                   sql: columns[3])
         }
-    }()
+    }
 
     @Test func theNegativeVectorListIsThere() {
         #expect(Self.negativeVectors.count >= 30)
@@ -96,6 +98,69 @@ import Sealing
                 guard try unlocked.vault.entries().contains(where: { $0.name == item.name }) else { continue }
                 #expect(try secretText(unlocked, item.name) == item.secret)
             }
+        default:
+            Issue.record("unknown expectation \(vector.expect)")
+        }
+    }
+}
+
+/// The committed v2 vectors: a format-2 vault with a rotated entry, opened
+/// as it is (no migration), and altered copies of it.
+@Suite struct FormatV2Vectors {
+    static let passphrase = "golden-passphrase-v2"
+    /// A day after the golden rotation, inside the retention period.
+    static let now = GoldenRecipe.createdAt + 2 * 86_400
+
+    @Test func goldenVaultOpensWithExactContents() throws {
+        let directory = try TemporaryDirectory()
+        let path = try Vectors.copy(Vectors.goldenV2, into: directory)
+        let before = bytes(of: path)
+        let vault = try Vault.open(at: path)
+        #expect(vault.formatVersion == 2)
+        let unlocked = try vault.unlock(passphrase: secret(Self.passphrase))
+        for item in GoldenRecipe.items {
+            #expect(try secretText(unlocked, item.name) == item.secret)
+            #expect(try unlocked.open(item.name).metadata.fields == item.fields)
+        }
+        let previous = try vault.previousValues(of: "immuta-pat", now: Self.now)
+        #expect(previous.map(\.version) == [1])
+        #expect(previous.first?.replacedAt == GoldenRecipe.createdAt + 86_400)
+        #expect(string(try unlocked.openPrevious("immuta-pat", now: Self.now)) == "immuta-pat-golden-0002-before-rotation")
+        #expect(try vault.previousValues(of: "gitlab", now: Self.now).isEmpty)
+        #expect(bytes(of: path) == before, "reading a current-format vault wrote to it")
+    }
+
+    static let negativeVectors = FormatV1Vectors.load(Vectors.negativeV2, passphrase: passphrase)
+
+    @Test func theNegativeVectorListIsThere() {
+        #expect(Self.negativeVectors.count >= 12)
+    }
+
+    @Test(arguments: negativeVectors)
+    func alteredCopyIsRefused(vector: FormatV1Vectors.NegativeVector) throws {
+        let directory = try TemporaryDirectory()
+        let path = try Vectors.copy(Vectors.goldenV2, into: directory)
+        if vector.sql != "-" { try tamper(path, vector.sql) }
+        let before = bytes(of: path)
+        defer { #expect(bytes(of: path) == before, "the refusal changed the file") }
+        switch vector.expect {
+        case "unlock-failed":
+            let vault = try Vault.open(at: path)
+            #expect(throws: StorageError.unlockFailed) { try vault.unlock(passphrase: secret(vector.passphrase)) }
+        case "unsupported-version":
+            #expect(throws: StorageError.newerFormat(path: path, found: 99, supported: Schema.currentVersion)) { try Vault.open(at: path) }
+        case "intact":
+            let unlocked = try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            for item in GoldenRecipe.items { #expect(try secretText(unlocked, item.name) == item.secret) }
+        case let expect where expect.hasPrefix("previous-tampered:"):
+            let name = String(expect.dropFirst("previous-tampered:".count))
+            let unlocked = try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            #expect(throws: StorageError.entryTampered(name: name)) { _ = try unlocked.openPrevious(name, now: Self.now) }
+            for item in GoldenRecipe.items { #expect(try secretText(unlocked, item.name) == item.secret) }
+        case let expect where expect.hasPrefix("tampered:"):
+            let name = String(expect.dropFirst("tampered:".count))
+            let unlocked = try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            #expect(throws: StorageError.entryTampered(name: name)) { _ = try unlocked.open(name) }
         default:
             Issue.record("unknown expectation \(vector.expect)")
         }

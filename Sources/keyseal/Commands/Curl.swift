@@ -37,12 +37,13 @@ struct Curl: ParsableCommand {
 
     func run() throws {
         try Failure.report {
-            guard let curl = Launcher.find("curl") else {
+            guard case let .found(curl) = Launcher.find("curl") else {
                 throw CLIError(.unavailable, "curl was not found on PATH", hint: "install it, for example: apt-get install curl")
             }
             let vault = try vaultOptions.open()
             let metadata = try vault.metadata(named: name)
             let url = try requestURL(for: metadata)
+            try checkCurlArguments(for: metadata)
             let unlocked = try unlockOptions.unlock(vault)
             let entry = try unlocked.open(name)
             let config = try HeaderRenderer.render(try StoredTemplate.parse(entry.metadata), secret: entry.secret, as: .curl)
@@ -51,6 +52,24 @@ struct Curl: ParsableCommand {
                 curl, arguments: ["curl", "-K", "/dev/fd/\(descriptor)"] + curlArguments + [url],
                 environment: Launcher.environment(droppingPrefix: "KEYSEAL_"), secretEnvironment: try SecretBytes(count: 0))
             throw CLIError(.cannotExecute, "cannot run \(curl): \(String(cString: strerror(status)))")
+        }
+    }
+
+    /// curl sends the config's header with every URL on its command line, and
+    /// custom headers on redirects: the pass-through arguments must not add a
+    /// destination the entry does not allow.
+    private func checkCurlArguments(for metadata: EntryMetadata) throws {
+        do {
+            let base = try? metadata.fields.url.map { (text) throws(ServiceURL.Invalid) in try ServiceURL(text) }
+            let headerName = try StoredTemplate.parse(metadata).fieldName
+            try CurlArguments.check(curlArguments, base: base ?? nil, headerName: headerName, anyHost: anyHost)
+        } catch let refusal as CurlArguments.Refusal {
+            let hint: String = switch refusal {
+            case .otherURL, .notAURL: "give the one URL as keyseal curl's PATH-OR-URL argument, before --"
+            case .option: "run curl yourself with keyseal header NAME --format curl | curl -K - …"
+            case .redirects: "follow redirects only with --any-host, or use an Authorization header"
+            }
+            throw CLIError(.usage, "\(refusal)", hint: hint)
         }
     }
 

@@ -21,7 +21,7 @@ struct Get: ParsableCommand {
     @Flag(help: "Print the value the last rotation replaced.")
     var previous = false
 
-    @Option(help: ArgumentHelp("Print this previous version (see keyseal show).", valueName: "n"))
+    @Option(name: .customLong("previous-version"), help: ArgumentHelp("Print this previous version (see keyseal show).", valueName: "n"))
     var version: Int64?
 
     func run() throws {

@@ -34,8 +34,11 @@ struct Run: ParsableCommand {
             guard let program = command.first else {
                 throw CLIError(.usage, "no command to run", hint: "for example: keyseal run --env TOKEN=\(pairs[0].entry) -- ./script.sh")
             }
-            guard let path = Launcher.find(program) else {
-                throw CLIError(.commandNotFound, "command not found: \(program)")
+            let path: String
+            switch Launcher.find(program) {
+            case let .found(found): path = found
+            case let .notExecutable(found): throw CLIError(.cannotExecute, "\(found) is not executable")
+            case .notFound: throw CLIError(.commandNotFound, "command not found: \(program)")
             }
             let unlocked = try EntryAccess.unlock(vaultOptions, unlockOptions, names: pairs.map(\.entry))
             let environment = try secretEnvironment(pairs, from: unlocked)

@@ -38,7 +38,7 @@ struct Show: ParsableCommand {
                 ["fingerprint:", entry.fingerprintHex],
             ]
             for value in previous {
-                rows.append(["previous:", "version \(value.version), set \(local(value.setAt)), replaced \(local(value.replacedAt)), fingerprint \(value.fingerprintHex.prefix(12))"])
+                rows.append(["previous:", "version \(value.version), replaced \(local(value.replacedAt)), fingerprint \(value.fingerprintHex.prefix(12))"])
             }
             Output.data(TextTable.render(rows.map { $0.map(TextTable.printable) }))
         }
@@ -64,7 +64,6 @@ enum EntryJSON {
             pairs.append(("previous", .array(previous.map { value in
                 .object([
                     ("version", .number(value.version)),
-                    ("set", .string(Timestamp.iso8601(value.setAt))),
                     ("replaced", .string(Timestamp.iso8601(value.replacedAt))),
                     ("fingerprint", .string(value.fingerprintHex)),
                 ])

@@ -7,18 +7,33 @@ import Glibc
 /// exec rather than spawn: the child's exit status is the status, its signals
 /// are its own, and no keyseal process lingers holding a secret.
 enum Launcher {
+    enum Lookup: Equatable {
+        case found(String)
+        /// A file of that name exists but cannot be executed (env(1): 126).
+        case notExecutable(String)
+        case notFound
+    }
+
     /// The first executable `name` on PATH, as execvp(3) would find it.
-    static func find(_ name: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in path.split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = (directory.isEmpty ? "." : String(directory)) + "/" + name
+    static func find(_ name: String) -> Lookup {
+        func check(_ candidate: String) -> Lookup {
             var info = stat()
-            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
+            guard stat(candidate, &info) == 0 else { return .notFound }
+            // A directory or a file without x: there, but not runnable.
+            guard (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 else { return .notExecutable(candidate) }
+            return .found(candidate)
+        }
+        if name.contains("/") { return check(name) }
+        let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+        var result = Lookup.notFound
+        for directory in path.split(separator: ":", omittingEmptySubsequences: false) {
+            switch check((directory.isEmpty ? "." : String(directory)) + "/" + name) {
+            case let .found(candidate): return .found(candidate)
+            case let .notExecutable(candidate) where result == .notFound: result = .notExecutable(candidate)
+            default: continue
             }
         }
-        return nil
+        return result
     }
 
     /// The current environment, less the variables `dropping` names and

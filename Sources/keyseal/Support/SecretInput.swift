@@ -35,6 +35,9 @@ enum PassphraseSource {
                                hint: "open it in the shell, for example: keyseal ... --passphrase-fd 3 3<passphrase-file")
             }
             passphrase = try SecretReader.readToEnd(fd: fd, limit: Self.maxLength, what: "passphrase")
+            // Read once and done with: closed, so no program keyseal runs
+            // (curl, run's command) inherits it. 0 to 2 stay: they are stdio.
+            if fd > 2 { close(fd) }
         case let .file(path):
             passphrase = try Self.readFile(path)
         case .terminal:

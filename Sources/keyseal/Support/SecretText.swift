@@ -26,8 +26,24 @@ struct SecretBuilder: ~Copyable {
 
     mutating func append(_ secret: borrowing SecretBytes, escaping: Escaping) {
         secret.withUnsafeBytes { bytes in
-            for byte in bytes { appendEscaped(byte, escaping) }
+            var index = 0
+            while index < bytes.count {
+                // In JSON, C1 controls (UTF-8 C2 80 to C2 9F) are escaped too,
+                // as the metadata writer does, so no terminal acts on them.
+                if escaping == .json, bytes[index] == 0xC2, index + 1 < bytes.count, (0x80...0x9F).contains(bytes[index + 1]) {
+                    appendUnicodeEscape(bytes[index + 1])
+                    index += 2
+                    continue
+                }
+                appendEscaped(bytes[index], escaping)
+                index += 1
+            }
         }
+    }
+
+    private mutating func appendUnicodeEscape(_ value: UInt8) {
+        let digits = Array("0123456789abcdef".utf8)
+        for escaped in Array("\\u00".utf8) + [digits[Int(value >> 4)], digits[Int(value & 0x0F)]] { appendByte(escaped) }
     }
 
     private mutating func appendEscaped(_ byte: UInt8, _ escaping: Escaping) {
@@ -42,9 +58,8 @@ struct SecretBuilder: ~Copyable {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):
                 appendByte(UInt8(ascii: "\\"))
                 appendByte(byte)
-            case 0..<0x20:
-                let digits = Array("0123456789abcdef".utf8)
-                for escaped in Array("\\u00".utf8) + [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]] { appendByte(escaped) }
+            case 0..<0x20, 0x7F:
+                appendUnicodeEscape(byte)
             default:
                 appendByte(byte)
             }

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+/// `keyseal --help`, as the binary printed it when this file was written
+/// (80 columns: no terminal, COLUMNS unset). A change to the root command's
+/// help shows up here as a diff to review; regenerate with
+///   env -u COLUMNS setsid --wait .build/debug/keyseal --help </dev/null | cat
+/// and paste it between the delimiters below.
+let goldenRootHelp = #"""
+OVERVIEW: A sealed vault for API keys, bearer tokens and personal access
+tokens.
+
+Secrets are sealed with libsodium in one SQLite file, unlocked by a master
+passphrase. Exit status: 0 success, 1 failure, 64 bad usage or input, 65
+damaged or altered vault, 66 no such vault or entry, 69 curl not found, 73
+already exists, 77 cannot unlock, 126 command cannot run, 127 command not
+found; curl and run otherwise exit with the status of the program they run. See
+keyseal(1).
+
+USAGE: keyseal <subcommand>
+
+OPTIONS:
+  --version               Show the version.
+  -h, --help              Show help information.
+
+SUBCOMMANDS:
+  init                    Create a new vault, protected by a master passphrase.
+  add                     Store a new secret, read from a hidden prompt or from
+                          stdin.
+  header                  Print an entry's ready HTTP header, for curl.
+  curl                    Run curl with an entry's header, never on curl's
+                          command line.
+  run                     Run a command with secrets in its environment, and
+                          only in its.
+  get                     Print an entry's raw secret, for scripts.
+  list, ls                List entries (metadata only; no passphrase needed).
+  show                    Show one entry's metadata and previous versions (no
+                          passphrase needed).
+  edit                    Change an entry's description, expiry, URL, header or
+                          kind.
+  rename, mv              Rename an entry (its secret is sealed again under the
+                          new name).
+  rotate                  Replace an entry's secret, keeping the old one for 30
+                          days.
+  rm, remove              Remove an entry for good (its pages are overwritten).
+  completions             Print a shell completion script.
+
+  See 'keyseal help <subcommand>' for detailed help.
+"""#
+
+@Suite("golden help output")
+struct GoldenHelpTests {
+    @Test("keyseal --help and -h print exactly the golden text", arguments: [["--help"], ["-h"]])
+    func rootHelp(_ arguments: [String]) async throws {
+        let sandbox = try Sandbox()
+        let result = try await sandbox.run(arguments, env: ["COLUMNS": nil, "LINES": nil])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.isEmpty, "\(result)")
+        #expect(result.out == goldenRootHelp + "\n", "first difference at line \(firstDifference(result.out, goldenRootHelp + "\n")):\n\(result.out)")
+    }
+}
+
+/// The 1-based number of the first line where `a` and `b` differ, or 0.
+private func firstDifference(_ a: String, _ b: String) -> Int {
+    let left = a.split(separator: "\n", omittingEmptySubsequences: false)
+    let right = b.split(separator: "\n", omittingEmptySubsequences: false)
+    for index in 0..<max(left.count, right.count) where index >= left.count || index >= right.count || left[index] != right[index] {
+        return index + 1
+    }
+    return 0
+}

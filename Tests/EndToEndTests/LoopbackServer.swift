@@ -1,0 +1,228 @@
+// A real HTTP peer for the curl tests: python3's http.server on 127.0.0.1,
+// a port the kernel picks, every request (method, path, each header line's
+// exact bytes, body) appended to a JSON-lines log before it is answered.
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One request as the server read it off the socket.
+struct RecordedRequest: CustomStringConvertible {
+    struct Header {
+        let name: String
+        /// The field value's exact bytes: after the colon and any leading
+        /// spaces or tabs, up to (not including) the line's CR LF.
+        let value: Data
+        var text: String { String(decoding: value, as: UTF8.self) }
+    }
+
+    let method: String
+    /// The request target as sent: path and query.
+    let path: String
+    let headers: [Header]
+    let body: Data
+
+    /// The headers named `name`, compared as HTTP does (case-insensitively).
+    func headers(named name: String) -> [Header] {
+        headers.filter { $0.name.lowercased() == name.lowercased() }
+    }
+
+    var description: String {
+        "\(method) \(path) " + headers.map { "\($0.name): \($0.text)" }.joined(separator: " | ")
+            + (body.isEmpty ? "" : " body=\(String(decoding: body, as: UTF8.self))")
+    }
+}
+
+/// Started by `init`, killed by `stop()` or `deinit`, whichever comes first.
+final class LoopbackServer {
+    /// What every request gets back, with status 200.
+    static let responseBody = "{\"ok\":true}\n"
+
+    let port: Int
+    private let directory: String
+    private let process: Process
+    private var logPath: String { directory + "/requests.jsonl" }
+
+    /// scheme://host:port of the server, as curl reaches it.
+    var origin: String { "http://127.0.0.1:\(port)" }
+
+    /// Starts the server with its files under `directory` (created), and
+    /// waits at most `timeout` seconds for it to report its port.
+    init(directory: String, timeout: TimeInterval = 10) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = directory + "/server.py"
+        let portFile = directory + "/port"
+        try Data(Self.script.utf8).write(to: URL(fileURLWithPath: script))
+        _ = FileManager.default.createFile(atPath: directory + "/requests.jsonl", contents: nil)
+        _ = FileManager.default.createFile(atPath: directory + "/server.log", contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/server.log"))
+        defer { try? log.close() }
+
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, directory + "/requests.jsonl", portFile]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+
+        let deadline = Date().addingTimeInterval(timeout)
+        var found: Int?
+        while found == nil {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
+               let number = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                found = number
+            } else if !process.isRunning || Date() > deadline {
+                break
+            } else {
+                usleep(10_000)
+            }
+        }
+        guard let found else {
+            let output = (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8)) ?? ""
+            Self.stop(process)
+            throw ServerFailure(message: "the loopback server did not report a port within \(timeout) s: \(output)")
+        }
+        port = found
+    }
+
+    deinit { stop() }
+
+    /// Ends the server (idempotent).
+    func stop() { Self.stop(process) }
+
+    private static func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Every request received so far, oldest first.
+    func requests() throws -> [RecordedRequest] {
+        let text = try String(contentsOfFile: logPath, encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            let headers = try #require(object["headers"] as? [[String]], "\(line)").map { pair in
+                RecordedRequest.Header(name: pair[0], value: Data(hex: pair[1]))
+            }
+            return RecordedRequest(
+                method: try #require(object["method"] as? String), path: try #require(object["path"] as? String),
+                headers: headers, body: Data(hex: try #require(object["body"] as? String)))
+        }
+    }
+
+    struct ServerFailure: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+
+    /// The server. Header lines are recorded as read from the socket (a
+    /// wrapper around rfile sees each readline), not as http.server parsed
+    /// them, so the test compares bytes. `?delay=MS` holds the answer back
+    /// after the request is logged. It exits by itself when its parent
+    /// (this test process) goes away, and after two minutes at most.
+    static let script = #"""
+        import http.server, json, os, sys, threading, time, urllib.parse
+
+        log_path, port_path = sys.argv[1], sys.argv[2]
+        lock = threading.Lock()
+        parent = os.getppid()
+
+        def watch():
+            started = time.monotonic()
+            while os.getppid() == parent and time.monotonic() - started < 120:
+                time.sleep(0.2)
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+        class Recording:
+            def __init__(self, stream):
+                self.stream, self.lines = stream, []
+            def readline(self, *args):
+                line = self.stream.readline(*args)
+                self.lines.append(line)
+                return line
+            def read(self, *args):
+                return self.stream.read(*args)
+            def __getattr__(self, name):
+                return getattr(self.stream, name)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def setup(self):
+                super().setup()
+                self.rfile = Recording(self.rfile)
+
+            def handle_one_request(self):
+                self.rfile.lines = []
+                super().handle_one_request()
+
+            def log_message(self, *args):
+                pass
+
+            def answer(self):
+                headers = []
+                for line in self.rfile.lines[1:]:
+                    if line in (b"\r\n", b"\n", b""):
+                        break
+                    name, _, value = line.rstrip(b"\r\n").partition(b":")
+                    headers.append([name.decode("latin-1"), value.lstrip(b" \t").hex()])
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                record = {"method": self.command, "path": self.path, "headers": headers, "body": body.hex()}
+                with lock, open(log_path, "a") as log:
+                    log.write(json.dumps(record) + "\n")
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                delay = int(query.get("delay", ["0"])[0])
+                if delay:
+                    time.sleep(delay / 1000)
+                payload = b'{"ok":true}\n'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        with open(port_path + ".tmp", "w") as f:
+            f.write(str(server.server_address[1]))
+        os.replace(port_path + ".tmp", port_path)
+        server.serve_forever()
+        """#
+}
+
+extension Data {
+    /// Bytes from lowercase or uppercase hex digits (pairs); invalid input gives what parsed.
+    init(hex: String) {
+        var bytes: [UInt8] = []
+        var high: UInt8?
+        for character in hex.utf8 {
+            let nibble: UInt8
+            switch character {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = character - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = character - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = character - UInt8(ascii: "A") + 10
+            default: continue
+            }
+            if let first = high {
+                bytes.append(first << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        self.init(bytes)
+    }
+}
+
+/// Overrides for every run that ends in curl: no proxy may take the request
+/// elsewhere, and curl reads no config but ours (HOME is the sandbox's).
+let curlEnvironment: [String: String?] = [
+    "http_proxy": nil, "HTTP_PROXY": nil, "https_proxy": nil, "HTTPS_PROXY": nil,
+    "all_proxy": nil, "ALL_PROXY": nil, "no_proxy": nil, "NO_PROXY": nil, "CURL_HOME": nil,
+]
