@@ -7,7 +7,7 @@ public enum CurlArguments {
     /// compares this table with the installed curl's).
     public static let shortOptionsWithValue: Set<Character> = Set("EKCbcdDFPHhmoxUQreXYytzTuAw")
     public static let longOptionsWithValue: Set<String> = [
-        "abstract-unix-socket", "preproxy", "proxy1.0", "alt-svc", "aws-sigv4", "cacert", "capath", "cert", "cert-type", "ciphers",
+        "abstract-unix-socket", "proxy1.0", "alt-svc", "aws-sigv4", "cacert", "capath", "cert", "cert-type", "ciphers",
         "config", "connect-timeout", "connect-to", "continue-at", "cookie", "cookie-jar", "create-file-mode",
         "crlfile", "curves", "data", "data-ascii", "data-binary", "data-raw", "data-urlencode", "delegation",
         "dns-interface", "dns-ipv4-addr", "dns-ipv6-addr", "dns-servers", "doh-url", "dump-header", "egd-file",
@@ -33,6 +33,10 @@ public enum CurlArguments {
         "proxy", "preproxy", "proxy1.0", "socks4", "socks4a", "socks5", "socks5-hostname",
         "connect-to", "resolve", "unix-socket", "abstract-unix-socket", "doh-url", "dns-servers",
     ]
+
+    /// Every long option this check treats specially, for catching
+    /// abbreviations of them.
+    static let guarded: Set<String> = connectionRedirects.union(["config", "next", "location", "location-trusted", "url"])
 
     public enum Refusal: Error, Equatable, CustomStringConvertible {
         case otherURL(String)
@@ -84,7 +88,13 @@ public enum CurlArguments {
                     try checkURL(arguments[index], base: base)
                     index += 1
                 default:
-                    if longOptionsWithValue.contains(name) { index += 1 }
+                    if longOptionsWithValue.contains(name) {
+                        index += 1
+                    } else if !name.hasPrefix("no-"), guarded.contains(where: { $0 != name && $0.hasPrefix(name) }) {
+                        // curl takes an unambiguous abbreviation (--location-t):
+                        // one that could stand for a guarded option is refused.
+                        throw .option("\(argument) (write curl's options in full)")
+                    }
                 }
                 continue
             }

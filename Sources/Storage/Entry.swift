@@ -36,6 +36,10 @@ public struct EntryMetadata: Equatable, Sendable {
     /// Not bound into the seal: like `lastUsedAt`, it is policy metadata that
     /// `check` reads without the key.
     public let warnWithin: Int64?
+    /// Counts the changes to the entry (0 when added): every edit, rename,
+    /// rotation and window change adds one. Not bound; it orders revisions
+    /// (a calendar's SEQUENCE) and lets a writer notice a concurrent change.
+    public let revision: Int64
 
     public var fingerprintHex: String { Hex.encode(fingerprint) }
 

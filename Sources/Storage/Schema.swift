@@ -55,6 +55,7 @@ enum Schema {
             value TEXT NOT NULL
         ) STRICT, WITHOUT ROWID;
         ALTER TABLE entries ADD COLUMN warn_within INTEGER CHECK (warn_within > 0);
+        ALTER TABLE entries ADD COLUMN revision INTEGER NOT NULL DEFAULT 0 CHECK (revision >= 0);
         CREATE TABLE previous_values (
             entry_id BLOB NOT NULL REFERENCES entries (entry_id) ON DELETE CASCADE,
             version INTEGER NOT NULL CHECK (version > 0),

@@ -20,10 +20,12 @@ public final class UnlockedVault {
     /// through a fresh connection, opens to exactly `secret`.
     @discardableResult
     public func add(
-        name: String, fields: EntryFields, secret: borrowing SecretBytes, now: Int64 = Vault.currentTime()
+        name: String, fields: EntryFields, secret: borrowing SecretBytes, warnWithin: Int64? = nil,
+        now: Int64 = Vault.currentTime()
     ) throws(StorageError) -> EntryMetadata {
         try EntryName.validate(name)
         try fields.validate()
+        try Vault.validate(warnWithin: warnWithin)
         try Self.validate(secret)
         try vault.mapErrors {
             let entryID = try Random.bytes(Vault.entryIDLength)
@@ -35,13 +37,13 @@ public final class UnlockedVault {
                 try purgeExpiredPreviousValues(now: now)
                 let insert = try connection.prepare("""
                     INSERT INTO entries (name, entry_id, kind, header_template, url, description,
-                        created_at, updated_at, expires_at, last_used_at, fingerprint, nonce, ciphertext)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)
+                        created_at, updated_at, expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
                     """)
                 try insert.bind([
                     .text(name), .blob(entryID), .text(fields.kind), .text(fields.headerTemplate),
                     .text(fields.url), .text(fields.description), .int(now), .int(now), .int(fields.expiresAt),
-                    .blob(fingerprint), .blob(box.nonce), .blob(box.ciphertext),
+                    .blob(fingerprint), .blob(box.nonce), .blob(box.ciphertext), .int(warnWithin),
                 ])
                 _ = try insert.step()
             }
@@ -149,7 +151,7 @@ public final class UnlockedVault {
                 let box = try sealer.seal(newSecret, associatedData: associatedData(entryID, binding))
                 let update = try connection.prepare("""
                     UPDATE entries SET kind = ?, header_template = ?, url = ?, description = ?, expires_at = ?,
-                        updated_at = ?, fingerprint = ?, nonce = ?, ciphertext = ?
+                        updated_at = ?, fingerprint = ?, nonce = ?, ciphertext = ?, revision = revision + 1
                     WHERE entry_id = ?
                     """)
                 try update.bind([
@@ -200,7 +202,7 @@ public final class UnlockedVault {
                 let box = try sealer.seal(secret, associatedData: associatedData(stored.metadata.id, binding))
                 let update = try connection.prepare("""
                     UPDATE entries SET name = ?, kind = ?, header_template = ?, url = ?, description = ?,
-                        expires_at = ?, updated_at = ?, nonce = ?, ciphertext = ?
+                        expires_at = ?, updated_at = ?, nonce = ?, ciphertext = ?, revision = revision + 1
                     WHERE entry_id = ?
                     """)
                 try update.bind([

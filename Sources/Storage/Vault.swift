@@ -256,6 +256,73 @@ public final class Vault {
 
     public static func currentTime() -> Int64 { Int64(time(nil)) }
 
+    // MARK: Policy metadata (no unlock needed)
+
+    /// Sets or clears (nil) an entry's own expiry warning window, in seconds.
+    /// Not bound into the seal, so no key is needed: it only decides when
+    /// keyseal warns.
+    public func setWarnWithin(_ name: String, _ seconds: Int64?) throws(StorageError) {
+        try Self.validate(warnWithin: seconds)
+        try mapErrors {
+            try connection.immediateTransaction {
+                let update = try connection.prepare("UPDATE entries SET warn_within = ?, revision = revision + 1 WHERE name = ?")
+                try update.bind([.int(seconds), .text(name)])
+                _ = try update.step()
+                if connection.changes == 0 { throw StorageError.entryNotFound(name: name) }
+            }
+        }
+    }
+
+    static func validate(warnWithin: Int64?) throws(StorageError) {
+        if let warnWithin, warnWithin <= 0 {
+            throw .invalidField(field: "warning window", reason: "it must be longer than zero")
+        }
+    }
+
+    /// A vault setting (`warn-within`, `refuse-expired`), or nil when unset.
+    public func setting(_ key: String) throws(StorageError) -> String? {
+        try mapErrors {
+            let statement = try connection.prepare("SELECT value FROM settings WHERE key = ?")
+            try statement.bind(1, key)
+            return try statement.step() ? statement.text(0) : nil
+        }
+    }
+
+    /// Every setting, by key.
+    public func settings() throws(StorageError) -> [(key: String, value: String)] {
+        try mapErrors {
+            let statement = try connection.prepare("SELECT key, value FROM settings ORDER BY key")
+            var result: [(key: String, value: String)] = []
+            while try statement.step() {
+                guard let key = statement.text(0), let value = statement.text(1) else {
+                    throw StorageError.damaged(path: path, detail: "a setting is malformed")
+                }
+                result.append((key, value))
+            }
+            return result
+        }
+    }
+
+    /// Sets a setting, or removes it when `value` is nil. Keys and values are
+    /// the caller's to validate; storage keeps them as text.
+    public func setSetting(_ key: String, _ value: String?) throws(StorageError) {
+        try TextField.validate(key, field: "setting name", maxUTF8Length: 64, allowEmpty: false)
+        if let value { try TextField.validate(value, field: "setting value", maxUTF8Length: 256, allowEmpty: false) }
+        try mapErrors {
+            try connection.immediateTransaction {
+                let statement: Statement
+                if let value {
+                    statement = try connection.prepare("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                    try statement.bind([.text(key), .text(value)])
+                } else {
+                    statement = try connection.prepare("DELETE FROM settings WHERE key = ?")
+                    try statement.bind(1, key)
+                }
+                _ = try statement.step()
+            }
+        }
+    }
+
     // MARK: Errors
 
     /// Maps the C layers' errors to `StorageError` at the module's edge.
@@ -303,7 +370,7 @@ struct StoredPreviousValue {
 struct StoredEntry {
     static let columns = """
         name, entry_id, kind, header_template, url, description, created_at, updated_at, \
-        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within
+        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision
         """
     let metadata: EntryMetadata
     let box: SealedBox
@@ -329,7 +396,8 @@ struct StoredEntry {
         let fields = EntryFields(kind: kind, headerTemplate: template, url: url,
                                  description: description, expiresAt: try optionalInt(8))
         metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
-                                 lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13))
+                                 lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13),
+                                 revision: try optionalInt(14) ?? 0)
         box = SealedBox(nonce: nonce, ciphertext: ciphertext)
     }
 }

@@ -17,7 +17,8 @@ struct Keyseal: ParsableCommand {
         abstract: "A sealed vault for API keys, bearer tokens and personal access tokens.",
         discussion: """
             Secrets are sealed with libsodium in one SQLite file, unlocked by a \
-            master passphrase. Exit status: 0 success, 1 failure, 64 bad usage or \
+            master passphrase. Exit status: 0 success, 1 failure, 2 expired entry \
+            refused (check: 1 expiring, 2 expired, 3 check failed), 64 bad usage or \
             input, 65 damaged or altered vault, 66 no such vault or entry, 69 curl \
             not found, 73 already exists, 77 cannot unlock, 126 command cannot \
             run, 127 command not found; curl and run otherwise exit with the \
@@ -26,6 +27,7 @@ struct Keyseal: ParsableCommand {
         version: version,
         subcommands: [
             Init.self, Add.self, Header.self, Curl.self, Run.self, Get.self, List.self, Show.self,
+            Check.self, Calendar.self, Config.self,
             Edit.self, Rename.self, Rotate.self, Remove.self, Completions.self,
         ]
     )
@@ -41,7 +43,7 @@ struct Keyseal: ParsableCommand {
             Glibc.exit(Failure.exitCode(for: error))
         }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(List.expandExpiringShorthand(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch {
             // Help, --version and documented statuses keep argument-parser's

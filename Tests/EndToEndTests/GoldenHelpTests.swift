@@ -11,11 +11,11 @@ OVERVIEW: A sealed vault for API keys, bearer tokens and personal access
 tokens.
 
 Secrets are sealed with libsodium in one SQLite file, unlocked by a master
-passphrase. Exit status: 0 success, 1 failure, 64 bad usage or input, 65
-damaged or altered vault, 66 no such vault or entry, 69 curl not found, 73
-already exists, 77 cannot unlock, 126 command cannot run, 127 command not
-found; curl and run otherwise exit with the status of the program they run. See
-keyseal(1).
+passphrase. Exit status: 0 success, 1 failure, 2 expired entry refused (check:
+1 expiring, 2 expired, 3 check failed), 64 bad usage or input, 65 damaged or
+altered vault, 66 no such vault or entry, 69 curl not found, 73 already exists,
+77 cannot unlock, 126 command cannot run, 127 command not found; curl and run
+otherwise exit with the status of the program they run. See keyseal(1).
 
 USAGE: keyseal <subcommand>
 
@@ -33,9 +33,15 @@ SUBCOMMANDS:
   run                     Run a command with secrets in its environment, and
                           only in its.
   get                     Print an entry's raw secret, for scripts.
-  list, ls                List entries (metadata only; no passphrase needed).
+  list, ls                List entries with their expiry state (metadata only;
+                          no passphrase needed).
   show                    Show one entry's metadata and previous versions (no
                           passphrase needed).
+  check                   Check expiries for cron, CI and prompts (no
+                          passphrase needed).
+  calendar                Print an iCalendar file with one event per expiry (no
+                          passphrase needed).
+  config                  Read and change vault settings (no passphrase needed).
   edit                    Change an entry's description, expiry, URL, header or
                           kind.
   rename, mv              Rename an entry (its secret is sealed again under the

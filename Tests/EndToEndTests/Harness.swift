@@ -309,4 +309,5 @@ extension Data {
 let documentedEntryKeys = [
     "name", "kind", "header_template", "url", "description",
     "created", "updated", "expires", "last_used", "fingerprint",
+    "state", "days_left", "warn_within",
 ]

@@ -30,8 +30,8 @@ struct ProcLeakTests {
         #expect(!report.seen.isEmpty, "curl was never seen in \(report.samples) samples")
         #expect(report.seen.contains { $0.environ != nil }, "curl's environ was never readable")
         for view in report.seen {
-            #expect(Array(view.arguments.prefix(2)) == ["curl", "-K"], "\(view)")
-            #expect(view.arguments.count > 2 && view.arguments[2].hasPrefix("/dev/fd/"), "\(view)")
+            #expect(Array(view.arguments.prefix(3)) == ["curl", "-q", "-K"], "\(view)")
+            #expect(view.arguments.count > 3 && view.arguments[3].hasPrefix("/dev/fd/"), "\(view)")
         }
         #expect(report.cmdlineLeaks.isEmpty, "the secret is in argv: \(report.cmdlineLeaks)")
         #expect(report.environLeaks.isEmpty, "the secret is in an environment: \(report.environLeaks)")

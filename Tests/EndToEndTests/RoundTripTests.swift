@@ -30,7 +30,7 @@ struct RoundTripTests {
         let lines = listed.out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.count == 3 && lines.last == "", "\(listed)")
         let header = lines[0].split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-        #expect(header == ["NAME", "KIND", "EXPIRES", "CREATED", "FINGERPRINT", "DESCRIPTION"], "\(listed)")
+        #expect(header == ["NAME", "KIND", "STATE", "EXPIRES", "DAYS", "LAST-USED", "FINGERPRINT", "DESCRIPTION"], "\(listed)")
         #expect(lines.count > 1 && lines[1].hasPrefix("gh-ci  "), "\(listed)")
         #expect(lines.count > 1 && lines[1].contains("  pat  "), "\(listed)")
         #expect(lines.count > 1 && lines[1].contains("  never  "), "\(listed)")
@@ -46,7 +46,7 @@ struct RoundTripTests {
         #expect(!json.stdout.contains(secret), "\(json)")
         #expect(json.out.hasSuffix("}\n"), "\(json)")
         let root = try #require(try JSONSerialization.jsonObject(with: json.stdout) as? [String: Any], "\(json)")
-        #expect(Set(root.keys) == ["vault", "entries"])
+        #expect(Set(root.keys) == ["vault", "checked_at", "entries"])
         #expect(root["vault"] as? String == vault)
         let entries = try #require(root["entries"] as? [[String: Any]])
         try #require(entries.count == 1, "\(json)")
@@ -59,6 +59,9 @@ struct RoundTripTests {
         #expect(entry["url"] is NSNull)
         #expect(entry["expires"] is NSNull)
         #expect(entry["last_used"] is NSNull)
+        #expect(entry["state"] as? String == "never")
+        #expect(entry["days_left"] is NSNull)
+        #expect(entry["warn_within"] is NSNull)
         let iso8601 = #/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/#
         let created8601 = try #require(entry["created"] as? String)
         #expect(created8601.wholeMatch(of: iso8601) != nil, "\(created8601)")
@@ -66,7 +69,6 @@ struct RoundTripTests {
         let fingerprint = try #require(entry["fingerprint"] as? String)
         #expect(fingerprint.wholeMatch(of: #/[0-9a-f]{32}/#) != nil, "\(fingerprint)")
         #expect(lines.count > 1 && lines[1].contains("  \(fingerprint.prefix(12))  "), "\(listed)")
-        #expect(lines.count > 1 && lines[1].contains("  \(created8601.prefix(10))  "), "\(listed)")
         #expect(added.err.contains("fingerprint \(fingerprint.prefix(12))"), "\(added)")
 
         // get: exactly the secret and one newline; -n / --no-newline without it.
@@ -89,7 +91,8 @@ struct RoundTripTests {
 
         let empty = try await sandbox.run(["list", "--json", "--vault", vault])
         #expect(empty.status == 0, "\(empty)")
-        #expect(empty.out == "{\"vault\":\"\(vault)\",\"entries\":[]}\n", "\(empty)")
+        #expect(empty.out.hasPrefix("{\"vault\":\"\(vault)\",\"checked_at\":\""), "\(empty)")
+        #expect(empty.out.hasSuffix("\",\"entries\":[]}\n"), "\(empty)")
 
         let gone = try await sandbox.run(["get", "gh-ci", "--vault", vault])
         #expect(gone.status == 66, "\(gone)")

@@ -44,6 +44,10 @@ import Testing
         (["--socks5-hostname", "proxy.example:1080"], "option"),
         (["--unix-socket", "/tmp/s"], "option"),
         (["--doh-url", "https://dns.example/q"], "option"),
+        (["--location-t"], "option"),
+        (["--conf", "x"], "option"),
+        (["--prox", "http://proxy.example:3128"], "option"),
+        (["--connect-t", "a:1:b:2"], "option"),
     ]
 
     @Test(arguments: refused)

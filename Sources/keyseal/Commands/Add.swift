@@ -41,6 +41,9 @@ struct Add: ParsableCommand {
     @Flag(help: "Accept an expiry in the past (to record a token that has already expired).")
     var allowPast = false
 
+    @Option(help: ArgumentHelp("Warn this long before it expires (default: the vault's window, 14d).", valueName: "duration"))
+    var warnWithin: String?
+
     func run() throws {
         try Failure.report {
             let kind = try FieldInput.kind(kind)
@@ -50,13 +53,16 @@ struct Add: ParsableCommand {
                 url: try url.map(FieldInput.url),
                 description: description,
                 expiresAt: try expires.flatMap { try FieldInput.expiry($0, allowPast: allowPast) })
+            let window = try warnWithin.map {
+                try WindowInput.parse($0, policy: ExpiryPolicy(now: Vault.currentTime(), zone: SystemZone()))
+            }
             try EntryName.validate(name)
             let vault = try vaultOptions.open()
             // Say so before the user pastes a secret and types a passphrase.
             if (try? vault.metadata(named: name)) != nil { throw StorageError.entryExists(name: name) }
             let secret = try NewSecret.read(for: name, unlockOptions: unlockOptions)
             let unlocked = try unlockOptions.unlock(vault)
-            let stored = try unlocked.add(name: name, fields: fields, secret: secret)
+            let stored = try unlocked.add(name: name, fields: fields, secret: secret, warnWithin: window)
             Output.info("stored \(name.debugDescription) (\(kind.rawValue), fingerprint \(stored.fingerprintHex.prefix(12))), read back and verified")
         }
     }

@@ -17,7 +17,7 @@ struct Completions: ParsableCommand {
             guard let kind = CompletionShell(rawValue: shell) else {
                 throw CLIError(.usage, "no completions for \(shell.debugDescription)", hint: "choose bash, zsh or fish")
             }
-            Output.data(Keyseal.completionScript(for: kind))
+            try Output.data(Keyseal.completionScript(for: kind))
         }
     }
 }

@@ -15,7 +15,10 @@ struct Curl: ParsableCommand {
             (curl -K /dev/fd/N), so it never appears in argv, the environment \
             or a file. A path (/data/connection/123) is joined to the entry's \
             base URL; a full URL must be on the entry's host unless --any-host. \
-            Arguments after -- go to curl. The exit status is curl's. Note that \
+            Arguments after -- go to curl, checked first: another URL, -K, \
+            --next, proxies, --resolve, --connect-to and the like, and -L for a \
+            header other than Authorization are refused unless --any-host. curl \
+            runs with -q (no ~/.curlrc). The exit status is curl's. Note that \
             curl -v prints the request headers, the credential included.
             """)
 
@@ -32,6 +35,8 @@ struct Curl: ParsableCommand {
     @Flag(help: "Allow a full URL on a host other than the entry's.")
     var anyHost = false
 
+    @OptionGroup var expiryOptions: ExpiryUseOptions
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("Arguments for curl, after --.", valueName: "curl-args"))
     var curlArguments: [String] = []
 
@@ -44,12 +49,14 @@ struct Curl: ParsableCommand {
             let metadata = try vault.metadata(named: name)
             let url = try requestURL(for: metadata)
             try checkCurlArguments(for: metadata)
+            try ExpiryReport(vault: vault).checkBeforeUse(metadata, refuseExpired: expiryOptions.refuseExpired)
             let unlocked = try unlockOptions.unlock(vault)
             let entry = try unlocked.open(name)
             let config = try HeaderRenderer.render(try StoredTemplate.parse(entry.metadata), secret: entry.secret, as: .curl)
             let descriptor = try ConfigPipe.fill(with: config)
             let status = Launcher.exec(
-                curl, arguments: ["curl", "-K", "/dev/fd/\(descriptor)"] + curlArguments + [url],
+                // -q first: no ~/.curlrc, which could add a proxy or a URL.
+                curl, arguments: ["curl", "-q", "-K", "/dev/fd/\(descriptor)"] + curlArguments + [url],
                 environment: Launcher.environment(droppingPrefix: "KEYSEAL_"), secretEnvironment: try SecretBytes(count: 0))
             throw CLIError(.cannotExecute, "cannot run \(curl): \(String(cString: strerror(status)))")
         }

@@ -34,17 +34,37 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("A new kind: api-key, pat or token.", valueName: "kind"))
     var kind: String?
 
+    @Option(help: ArgumentHelp("This entry's warning window (7d, 2w), or \"default\" for the vault's; needs no passphrase.",
+                               valueName: "duration"))
+    var warnWithin: String?
+
     func run() throws {
         try Failure.report {
-            guard description != nil || expires != nil || url != nil || noUrl || headerTemplate != nil || kind != nil else {
-                throw CLIError(.usage, "nothing to change", hint: "give --description, --expires, --url, --no-url, --header or --kind")
+            let resealing = description != nil || expires != nil || url != nil || noUrl || headerTemplate != nil || kind != nil
+            guard resealing || warnWithin != nil else {
+                throw CLIError(.usage, "nothing to change",
+                               hint: "give --description, --expires, --url, --no-url, --header, --kind or --warn-within")
             }
             if url != nil && noUrl { throw CLIError(.usage, "--url and --no-url contradict each other") }
             let newKind = try kind.map(FieldInput.kind)
             let newTemplate = try headerTemplate.map(FieldInput.headerTemplate)
             let newURL = try url.map(FieldInput.url)
             let newExpiry = try expires.map { try FieldInput.expiry($0, allowPast: allowPast) }
-            let unlocked = try EntryAccess.unlock(vaultOptions, unlockOptions, names: [name])
+            let newWindow: Int64?? = try warnWithin.map { text in
+                text == "default" ? nil
+                    : try WindowInput.parse(text, policy: ExpiryPolicy(now: Vault.currentTime(), zone: SystemZone()))
+            }
+            let vault = try vaultOptions.open()
+            _ = try vault.metadata(named: name)
+            // The warning window is not sealed: alone, it changes without the
+            // key; with other changes, only once the vault has unlocked.
+            guard resealing else {
+                if let newWindow { try vault.setWarnWithin(name, newWindow) }
+                Output.info("updated \(name.debugDescription)")
+                return
+            }
+            let unlocked = try unlockOptions.unlock(vault)
+            if let newWindow { try vault.setWarnWithin(name, newWindow) }
             try unlocked.update(name) { fields in
                 if let description { fields.description = description }
                 if let newExpiry { fields.expiresAt = newExpiry }

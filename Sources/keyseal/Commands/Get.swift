@@ -18,6 +18,8 @@ struct Get: ParsableCommand {
     @Flag(name: [.short, .customLong("no-newline")], help: "Do not end the output with a newline.")
     var noNewline = false
 
+    @OptionGroup var expiryOptions: ExpiryUseOptions
+
     @Flag(help: "Print the value the last rotation replaced.")
     var previous = false
 
@@ -31,7 +33,8 @@ struct Get: ParsableCommand {
                                hint: "pipe it to the program that needs it, or add --force")
             }
             let vault = try vaultOptions.open()
-            _ = try vault.metadata(named: name)  // an unknown name fails before any prompt
+            // An unknown name, or a refused expired entry, fails before any prompt.
+            try EntryAccess.checkBeforeUse(vault, names: [name], refuseExpired: expiryOptions.refuseExpired)
             let unlocked = try unlockOptions.unlock(vault)
             if previous || version != nil {
                 try Output.secret(unlocked.openPrevious(name, version: version))
@@ -39,7 +42,7 @@ struct Get: ParsableCommand {
                 let entry = try unlocked.open(name)
                 try Output.secret(entry.secret)
             }
-            if !noNewline { Output.data("\n") }
+            if !noNewline { try Output.data("\n") }
         }
     }
 }

@@ -26,9 +26,12 @@ struct Header: ParsableCommand {
     @Option(help: ArgumentHelp("line, curl, http or json.", valueName: "format"))
     var format: HeaderFormat = .line
 
+    @OptionGroup var expiryOptions: ExpiryUseOptions
+
     func run() throws {
         try Failure.report {
-            let unlocked = try EntryAccess.unlock(vaultOptions, unlockOptions, names: [name])
+            let unlocked = try EntryAccess.unlockForUse(vaultOptions, unlockOptions, names: [name],
+                                                        refuseExpired: expiryOptions.refuseExpired)
             let entry = try unlocked.open(name)
             let template = try StoredTemplate.parse(entry.metadata)
             if format == .json && !entry.secret.isValidUTF8 {

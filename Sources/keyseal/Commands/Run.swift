@@ -22,6 +22,8 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("env"), help: ArgumentHelp("VAR=NAME: put entry NAME's secret in variable VAR.", valueName: "var=name"))
     var mappings: [String] = []
 
+    @OptionGroup var expiryOptions: ExpiryUseOptions
+
     @Argument(parsing: .postTerminator, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
 
@@ -40,7 +42,8 @@ struct Run: ParsableCommand {
             case let .notExecutable(found): throw CLIError(.cannotExecute, "\(found) is not executable")
             case .notFound: throw CLIError(.commandNotFound, "command not found: \(program)")
             }
-            let unlocked = try EntryAccess.unlock(vaultOptions, unlockOptions, names: pairs.map(\.entry))
+            let unlocked = try EntryAccess.unlockForUse(vaultOptions, unlockOptions, names: pairs.map(\.entry),
+                                                        refuseExpired: expiryOptions.refuseExpired)
             let environment = try secretEnvironment(pairs, from: unlocked)
             let status = Launcher.exec(
                 path, arguments: command,

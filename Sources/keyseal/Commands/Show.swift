@@ -19,11 +19,13 @@ struct Show: ParsableCommand {
             let vault = try vaultOptions.open()
             let entry = try vault.metadata(named: name)
             let previous = try vault.previousValues(of: name)
+            let report = ExpiryReport(vault: vault)
+            let state = try report.state(of: entry)
             if json {
-                Output.data(EntryJSON.object(entry, previous: previous).rendered + "\n")
+                try Output.data(EntryJSON.object(entry, state: state, policy: report.policy, previous: previous).rendered + "\n")
                 return
             }
-            let zone = SystemZone()
+            let zone = report.policy.zone
             func local(_ seconds: Int64?) -> String { seconds.map { Timestamp.local($0, in: zone) } ?? "never" }
             var rows: [[String]] = [
                 ["name:", entry.name],
@@ -32,6 +34,8 @@ struct Show: ParsableCommand {
                 ["url:", entry.fields.url ?? "none"],
                 ["description:", entry.fields.description],
                 ["expires:", local(entry.fields.expiresAt)],
+                ["state:", "\(state.rawValue): \(report.policy.describe(expiresAt: entry.fields.expiresAt))"],
+                ["warn within:", entry.warnWithin.map(WindowInput.describe) ?? "the vault's window"],
                 ["created:", local(entry.createdAt)],
                 ["updated:", local(entry.updatedAt)],
                 ["last used:", local(entry.lastUsedAt)],
@@ -40,14 +44,15 @@ struct Show: ParsableCommand {
             for value in previous {
                 rows.append(["previous:", "version \(value.version), replaced \(local(value.replacedAt)), fingerprint \(value.fingerprintHex.prefix(12))"])
             }
-            Output.data(TextTable.render(rows.map { $0.map(TextTable.printable) }))
+            try Output.data(TextTable.render(rows.map { $0.map(TextTable.printable) }))
         }
     }
 }
 
 /// The JSON of one entry, shared by `list --json` and `show --json`.
 enum EntryJSON {
-    static func object(_ entry: EntryMetadata, previous: [PreviousValue]? = nil) -> JSON {
+    static func object(_ entry: EntryMetadata, state: ExpiryState, policy: ExpiryPolicy,
+                       previous: [PreviousValue]? = nil) -> JSON {
         var pairs: [(String, JSON)] = [
             ("name", .string(entry.name)),
             ("kind", .string(entry.fields.kind)),
@@ -59,6 +64,9 @@ enum EntryJSON {
             ("expires", .optional(entry.fields.expiresAt.map(Timestamp.iso8601))),
             ("last_used", .optional(entry.lastUsedAt.map(Timestamp.iso8601))),
             ("fingerprint", .string(entry.fingerprintHex)),
+            ("state", .string(state.rawValue)),
+            ("days_left", entry.fields.expiresAt.map { .number(policy.daysLeft(until: $0)) } ?? .null),
+            ("warn_within", entry.warnWithin.map(JSON.number) ?? .null),
         ]
         if let previous {
             pairs.append(("previous", .array(previous.map { value in

@@ -7,7 +7,13 @@ import Storage
 enum ExitStatus: Int32 {
     case success = 0
     /// Anything not listed below: I/O errors, a full disk, a vault kept busy.
+    /// (`check`: something expires within the window.)
     case failure = 1
+    /// An expired entry was refused (--refuse-expired, or the vault's
+    /// refuse-expired setting). (`check`: something has expired.)
+    case expired = 2
+    /// `check` only: the check itself failed (as a monitoring plugin's UNKNOWN).
+    case checkFailed = 3
     /// Bad arguments or bad input (name, secret, template): EX_USAGE.
     case usage = 64
     /// Not a keyseal vault, a damaged or newer-format vault, an altered entry: EX_DATAERR.

@@ -6,7 +6,12 @@ import Glibc
 /// stdout carries data only; everything a person reads goes to stderr with a
 /// `keyseal:` prefix.
 enum Output {
-    static func data(_ text: String) { write(STDOUT_FILENO, text) }
+    /// Data for stdout; a failed write (a full disk, a closed pipe) is an
+    /// error, so a script never takes half an answer for a whole one.
+    static func data(_ text: String) throws {
+        var text = text
+        try text.withUTF8 { bytes in try writeAll(STDOUT_FILENO, UnsafeRawBufferPointer(bytes)) }
+    }
 
     static func info(_ text: String) { write(STDERR_FILENO, "keyseal: \(text)\n") }
 
@@ -42,4 +47,24 @@ enum Output {
     }
 
     static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+}
+
+/// Quotes a word for a POSIX shell when it needs it, for hints that show a
+/// command to type.
+enum ShellQuote {
+    static func quote(_ word: String) -> String {
+        let plain = word.unicodeScalars.allSatisfy { scalar in
+            scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "-_./:@%+=,".unicodeScalars.contains(scalar)
+        }
+        if plain && !word.isEmpty { return word }
+        return "'" + word.replacingSingleQuotes() + "'"
+    }
+}
+
+extension String {
+    fileprivate func replacingSingleQuotes() -> String {
+        var out = ""
+        for character in self { out += character == "'" ? "'\\''" : String(character) }
+        return out
+    }
 }

@@ -36,8 +36,14 @@ enum PassphraseSource {
             }
             passphrase = try SecretReader.readToEnd(fd: fd, limit: Self.maxLength, what: "passphrase")
             // Read once and done with: closed, so no program keyseal runs
-            // (curl, run's command) inherits it. 0 to 2 stay: they are stdio.
-            if fd > 2 { close(fd) }
+            // (curl, run's command) inherits it. Standard input is replaced
+            // by /dev/null instead, since a file there could be read again.
+            if fd > 2 {
+                close(fd)
+            } else if fd == 0 {
+                let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                if null >= 0 { dup2(null, 0); close(null) }
+            }
         case let .file(path):
             passphrase = try Self.readFile(path)
         case .terminal:

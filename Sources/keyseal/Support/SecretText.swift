@@ -29,7 +29,7 @@ struct SecretBuilder: ~Copyable {
             var index = 0
             while index < bytes.count {
                 // In JSON, C1 controls (UTF-8 C2 80 to C2 9F) are escaped too,
-                // as the metadata writer does, so no terminal acts on them.
+                // like C0 controls and DEL, so no terminal acts on them.
                 if escaping == .json, bytes[index] == 0xC2, index + 1 < bytes.count, (0x80...0x9F).contains(bytes[index + 1]) {
                     appendUnicodeEscape(bytes[index + 1])
                     index += 2
