@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // keyseal: a sealed vault for API keys, bearer tokens and PATs.
-// Dependencies point one way: keyseal -> Storage, Policy; Storage -> Sealing, CSQLite;
+// Dependencies point one way: keyseal -> Agent, Storage, Policy; Agent -> Sealing;
+// Storage -> Sealing, CSQLite;
 // Sealing -> CSodium. Policy imports nothing of ours. See docs/ and ../shared/DESIGN.md.
 import PackageDescription
 
@@ -26,10 +27,11 @@ let package = Package(
         .target(name: "Sealing", dependencies: ["CSodium"]),
         .target(name: "Storage", dependencies: ["Sealing", "CSQLite"]),
         .target(name: "Policy"),
+        .target(name: "Agent", dependencies: ["Sealing"]),
         .executableTarget(
             name: "keyseal",
             dependencies: [
-                "Sealing", "Storage", "Policy",
+                "Sealing", "Storage", "Policy", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -37,6 +39,7 @@ let package = Package(
         // The vectors are read from the source tree (#filePath), not bundled.
         .testTarget(name: "StorageTests", dependencies: ["Storage", "Sealing"], exclude: ["Vectors"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Sealing"]),
         // Runs the built binary; depending on it makes `swift test` build it first.
         .testTarget(name: "EndToEndTests", dependencies: ["keyseal"]),
     ]

@@ -83,6 +83,7 @@ public enum CurlArguments {
                 case _ where connectionRedirects.contains(name): throw .option(argument)
                 case "location-trusted": throw .redirects(argument)
                 case "location" where headerName.lowercased() != "authorization": throw .redirects(argument)
+                case "location": break
                 case "url":
                     guard index < arguments.count else { return }
                     try checkURL(arguments[index], base: base)

@@ -14,6 +14,9 @@ public enum SealingError: Error, Equatable, CustomStringConvertible {
     case invalidLength(what: String, expected: Int, actual: Int)
     /// The kernel refused to turn off core dumps or ptrace.
     case hardeningFailed(call: String, errno: Int32)
+    /// Whoever holds the key (the unlock agent) could not be asked: it went
+    /// away or answered wrongly. Never an authentication failure.
+    case sealerUnavailable(String)
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum SealingError: Error, Equatable, CustomStringConvertible {
         case let .invalidLength(what, expected, actual):
             "\(what) has \(actual) bytes, expected \(expected)"
         case let .hardeningFailed(call, errno): "\(call) failed (errno \(errno))"
+        case let .sealerUnavailable(reason): "the unlock agent could not be used: \(reason)"
         }
     }
 }

@@ -45,6 +45,12 @@ public final class VaultKey: EntrySealer {
         try VaultKey(AEAD.open(box, key: wrappingKey, associatedData: associatedData))
     }
 
+    /// Lends the raw vault key, only to hand it to the unlock agent over a
+    /// pipe: everything else seals and opens through this object.
+    public func withRootKeyBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try root.withUnsafeBytes { bytes in try body(bytes) }
+    }
+
     /// Wraps the vault key for a key slot.
     public func wrap(with wrappingKey: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> SealedBox {
         try AEAD.seal(root, key: wrappingKey, associatedData: associatedData)

@@ -29,6 +29,11 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case readOnly(path: String)
     case io(path: String, detail: String)
     case sealing(SealingError)
+    case keySlotNotFound(id: Int64)
+    /// Removing the last key slot would lose the vault.
+    case lastKeySlot
+    /// A key-slot change needs the vault key in this process, not in an agent.
+    case needsVaultKey
 
     public var description: String {
         switch self {
@@ -56,6 +61,9 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case let .readOnly(path): "the vault \(path) cannot be written"
         case let .io(path, detail): "cannot use the vault \(path): \(detail)"
         case let .sealing(error): error.description
+        case let .keySlotNotFound(id): "no key slot \(id)"
+        case .lastKeySlot: "refusing to remove the last key slot: nothing could unlock the vault"
+        case .needsVaultKey: "this needs the vault key itself, not the unlock agent"
         }
     }
 }

@@ -83,15 +83,18 @@ public final class UnlockedVault {
     @discardableResult
     public func rename(_ name: String, to newName: String, now: Int64 = Vault.currentTime()) throws(StorageError) -> EntryMetadata {
         try EntryName.validate(newName)
-        return try rewrite(name, newName: newName, now: now) { _ in }
+        return try rewrite(name, newName: newName, warnWithin: nil, now: now) { _ in }
     }
 
-    /// Changes an entry's fields; the value is sealed again under the new binding.
+    /// Changes an entry's fields, and its warning window when `warnWithin`
+    /// is given (`.some(nil)` clears it), in one transaction; the value is
+    /// sealed again under the new binding.
     @discardableResult
     public func update(
-        _ name: String, now: Int64 = Vault.currentTime(), _ edit: (inout EntryFields) -> Void
+        _ name: String, warnWithin: Int64?? = nil, now: Int64 = Vault.currentTime(), _ edit: (inout EntryFields) -> Void
     ) throws(StorageError) -> EntryMetadata {
-        try rewrite(name, newName: name, now: now, edit)
+        if let warnWithin { try Vault.validate(warnWithin: warnWithin) }
+        return try rewrite(name, newName: name, warnWithin: warnWithin, now: now, edit)
     }
 
     public func remove(_ name: String, now: Int64 = Vault.currentTime()) throws(StorageError) {
@@ -187,7 +190,7 @@ public final class UnlockedVault {
     }
 
     private func rewrite(
-        _ name: String, newName: String, now: Int64, _ edit: (inout EntryFields) -> Void
+        _ name: String, newName: String, warnWithin: Int64??, now: Int64, _ edit: (inout EntryFields) -> Void
     ) throws(StorageError) -> EntryMetadata {
         try vault.mapErrors {
             try connection.immediateTransaction {
@@ -202,13 +205,15 @@ public final class UnlockedVault {
                 let box = try sealer.seal(secret, associatedData: associatedData(stored.metadata.id, binding))
                 let update = try connection.prepare("""
                     UPDATE entries SET name = ?, kind = ?, header_template = ?, url = ?, description = ?,
-                        expires_at = ?, updated_at = ?, nonce = ?, ciphertext = ?, revision = revision + 1
+                        expires_at = ?, updated_at = ?, nonce = ?, ciphertext = ?, revision = revision + 1,
+                        warn_within = ?
                     WHERE entry_id = ?
                     """)
                 try update.bind([
                     .text(newName), .text(fields.kind), .text(fields.headerTemplate), .text(fields.url),
                     .text(fields.description), .int(fields.expiresAt), .int(now),
-                    .blob(box.nonce), .blob(box.ciphertext), .blob(stored.metadata.id),
+                    .blob(box.nonce), .blob(box.ciphertext), .int(warnWithin ?? stored.metadata.warnWithin),
+                    .blob(stored.metadata.id),
                 ])
                 _ = try update.step()
                 try purgeExpiredPreviousValues(now: now)

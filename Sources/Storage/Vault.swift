@@ -119,23 +119,15 @@ public final class Vault {
         connection: Connection, vaultID: [UInt8], key: VaultKey,
         passphrase: borrowing SecretBytes, kdf: KDFParameters, now: Int64
     ) throws {
-        let slotID = (try connection.scalarInt("SELECT coalesce(max(slot_id), 0) + 1 FROM key_slots")) ?? 1
+        let slotID = try nextSlotID(connection)
         let salt = try Random.bytes(KeyDerivation.saltLength)
         let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: salt, parameters: kdf)
         let associatedData = AssociatedData.keySlot(
             vaultID: vaultID, slotID: slotID,
             method: passphraseMethod, kdf: argon2id, parameters: kdf, salt: salt)
         let box = try key.wrap(with: wrappingKey, associatedData: associatedData)
-        let insert = try connection.prepare("""
-            INSERT INTO key_slots (slot_id, method, kdf, kdf_ops, kdf_mem, salt, nonce, wrapped_key, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        try insert.bind([
-            .int(slotID), .text(passphraseMethod), .text(argon2id),
-            .int(Int64(kdf.opsLimit)), .int(Int64(kdf.memLimit)),
-            .blob(salt), .blob(box.nonce), .blob(box.ciphertext), .int(now),
-        ])
-        _ = try insert.step()
+        try insertSlot(connection, id: slotID, method: .passphrase, kdf: argon2id, parameters: kdf,
+                       salt: salt, box: box, now: now)
     }
 
     // MARK: Unlocking
@@ -144,8 +136,13 @@ public final class Vault {
     /// before Argon2id allocates anything. A wrong passphrase and an altered
     /// slot fail alike, and nothing is written either way.
     public func unlock(passphrase: borrowing SecretBytes) throws(StorageError) -> UnlockedVault {
-        let slots = try mapErrors { try passphraseSlots() }
-        guard !slots.isEmpty else { throw .damaged(path: path, detail: "the vault has no passphrase key slot") }
+        let slots = try mapErrors { try storedSlots(method: .passphrase) }
+        guard !slots.isEmpty else {
+            // A vault may hold only key-file slots; with no slot at all it is damaged.
+            let anySlot = try mapErrors { try connection.scalarInt("SELECT count(*) FROM key_slots") ?? 0 }
+            if anySlot > 0 { throw .unlockFailed }
+            throw .damaged(path: path, detail: "the vault has no key slot")
+        }
         for slot in slots {
             guard slot.kdf == Self.argon2id else {
                 throw .damaged(path: path, detail: "key slot \(slot.id) uses an unknown key derivation \(slot.kdf.debugDescription)")
@@ -169,32 +166,6 @@ public final class Vault {
             }
         }
         throw .unlockFailed
-    }
-
-    struct PassphraseSlot {
-        let id: Int64
-        let kdf: String
-        let parameters: KDFParameters
-        let salt: [UInt8]
-        let box: SealedBox
-    }
-
-    func passphraseSlots() throws -> [PassphraseSlot] {
-        let statement = try connection.prepare("""
-            SELECT slot_id, kdf, kdf_ops, kdf_mem, salt, nonce, wrapped_key
-            FROM key_slots WHERE method = 'passphrase' ORDER BY slot_id
-            """)
-        var slots: [PassphraseSlot] = []
-        while try statement.step() {
-            guard let id = statement.int(0), let kdf = statement.text(1),
-                  let ops = statement.int(2), let mem = statement.int(3), ops >= 0, mem >= 0,
-                  let salt = statement.blob(4), let nonce = statement.blob(5), let wrapped = statement.blob(6)
-            else { throw StorageError.damaged(path: path, detail: "a key slot is malformed") }
-            slots.append(PassphraseSlot(
-                id: id, kdf: kdf, parameters: KDFParameters(opsLimit: UInt64(ops), memLimit: UInt64(mem)),
-                salt: salt, box: SealedBox(nonce: nonce, ciphertext: wrapped)))
-        }
-        return slots
     }
 
     // MARK: Metadata (no unlock needed)

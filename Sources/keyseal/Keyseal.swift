@@ -28,7 +28,8 @@ struct Keyseal: ParsableCommand {
         subcommands: [
             Init.self, Add.self, Header.self, Curl.self, Run.self, Get.self, List.self, Show.self,
             Check.self, Calendar.self, Config.self,
-            Edit.self, Rename.self, Rotate.self, Remove.self, Completions.self,
+            Edit.self, Rename.self, Rotate.self, Remove.self,
+            Unlock.self, Lock.self, Status.self, Passwd.self, Key.self, AgentProcess.self, Completions.self,
         ]
     )
 

@@ -14,6 +14,7 @@ import Testing
         ["--url", "https://immuta.example.com/other"],
         ["https://immuta.example.com/second"],
         ["-L"],  // Authorization is dropped by curl on a redirect to another host
+        ["--location"],
         ["--max-time", "5", "--retry", "2", "-w", "%{http_code}"],
         ["--no-location"],
     ]

@@ -7,8 +7,10 @@ struct Config: ParsableCommand {
         abstract: "Read and change vault settings (no passphrase needed).",
         discussion: """
             Settings: warn-within (the expiry warning window, default 14d; an \
-            entry's own --warn-within wins over it) and refuse-expired (true: \
-            header, get, curl and run refuse an expired entry, exit 2).
+            entry's own --warn-within wins over it), refuse-expired (true: \
+            header, get, curl and run refuse an expired entry, exit 2) and \
+            agent-timeout (how long keyseal unlock keeps the key without use, \
+            default 15m).
               keyseal config set warn-within 7d
               keyseal config set refuse-expired true
             """,
@@ -27,6 +29,8 @@ extension VaultSetting: ExpressibleByArgument {
                 throw CLIError(.usage, "refuse-expired is true or false, not \(text.debugDescription)")
             }
             return text
+        case .agentTimeout:
+            return String(try AgentTime.parse(text))
         }
     }
 
@@ -35,6 +39,7 @@ extension VaultSetting: ExpressibleByArgument {
         switch self {
         case .warnWithin: Int64(stored).map(WindowInput.describe) ?? stored
         case .refuseExpired: stored
+        case .agentTimeout: Int64(stored).map(AgentTime.describe) ?? stored
         }
     }
 
@@ -42,6 +47,7 @@ extension VaultSetting: ExpressibleByArgument {
         switch self {
         case .warnWithin: WindowInput.describe(ExpiryPolicy.defaultWindow)
         case .refuseExpired: "false"
+        case .agentTimeout: AgentTime.describe(AgentTime.defaultTimeout)
         }
     }
 }

@@ -64,8 +64,7 @@ struct Edit: ParsableCommand {
                 return
             }
             let unlocked = try unlockOptions.unlock(vault)
-            if let newWindow { try vault.setWarnWithin(name, newWindow) }
-            try unlocked.update(name) { fields in
+            try unlocked.update(name, warnWithin: newWindow) { fields in
                 if let description { fields.description = description }
                 if let newExpiry { fields.expiresAt = newExpiry }
                 if let newURL { fields.url = newURL }

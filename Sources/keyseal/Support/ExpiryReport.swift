@@ -8,6 +8,8 @@ enum VaultSetting: String, CaseIterable {
     case warnWithin = "warn-within"
     /// "true": header, get, curl and run refuse an expired entry.
     case refuseExpired = "refuse-expired"
+    /// The unlock agent's idle timeout in seconds (set as 15m, 2h).
+    case agentTimeout = "agent-timeout"
 }
 
 /// `--refuse-expired` for the commands that use a secret.

@@ -56,7 +56,8 @@ enum Failure {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            Output.error(message(for: error), hint: hint(for: error))
+            // Names quoted in messages could hold what a terminal acts on.
+            Output.error(TextTable.printable(message(for: error)), hint: hint(for: error).map(TextTable.printable))
             throw ExitCode(exitCode(for: error))
         }
     }
@@ -75,12 +76,15 @@ enum Failure {
         case let error as CLIError: return error.status
         case let error as StorageError:
             switch error {
-            case .vaultNotFound, .entryNotFound, .noPreviousValue: return .notFound
+            case .vaultNotFound, .entryNotFound, .noPreviousValue, .keySlotNotFound: return .notFound
+            case .lastKeySlot: return .usage
+            case .needsVaultKey: return .unlock
             case .vaultExists, .entryExists: return .exists
             case .notAVault, .newerFormat, .damaged, .entryTampered: return .data
             case .unlockFailed: return .unlock
             case .invalidName, .invalidSecret, .invalidField: return .usage
             case .sealing(.kdfParametersOutOfRange): return .usage
+            case .sealing(.sealerUnavailable): return .unlock
             case .verificationFailed, .busy, .diskFull, .readOnly, .io, .sealing: return .failure
             }
         default: return .failure
@@ -100,6 +104,9 @@ enum Failure {
             return "try again; if the passphrase is right, the vault's key slot was altered: restore it from a backup"
         case .entryNotFound: return "run \"keyseal list\" to see the entries"
         case .noPreviousValue: return "run \"keyseal show NAME\" to see the versions kept"
+        case .keySlotNotFound: return "run \"keyseal key list\" to see the slots"
+        case .lastKeySlot: return "add another slot first (keyseal key add --keyfile PATH)"
+        case .needsVaultKey: return "give the passphrase (or key file) for this command"
         case .entryExists: return "choose another name, or remove the old entry with \"keyseal rm\""
         case .invalidName: return "use one line of printable text, for example \"immuta-prod\""
         case .entryTampered: return "the value was not returned; restore the vault from a backup"
@@ -107,6 +114,7 @@ enum Failure {
         case .busy: return "another keyseal is writing; try again"
         case .diskFull: return "free some space; the vault is unchanged"
         case .readOnly: return "check the file's permissions and the file system"
+        case .sealing(.sealerUnavailable): return "run keyseal unlock again, or use --no-agent"
         case .invalidSecret, .invalidField, .io, .sealing: return nil
         }
     }

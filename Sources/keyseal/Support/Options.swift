@@ -35,8 +35,9 @@ struct VaultOptions: ParsableArguments {
     }
 }
 
-/// How to get the passphrase without argv: --passphrase-fd, else
-/// $KEYSEAL_PASSPHRASE_FILE, else a no-echo prompt on the terminal.
+/// How to unlock without argv, in this order: a running agent; --passphrase-fd
+/// or $KEYSEAL_PASSPHRASE_FILE; a key file ($KEYSEAL_KEYFILE); an askpass
+/// program ($KEYSEAL_ASKPASS); a no-echo prompt on the terminal.
 struct UnlockOptions: ParsableArguments {
     @Option(name: .customLong("passphrase-fd"), help: ArgumentHelp(
         "Read the passphrase from this open file descriptor, to its end; one final newline is removed.",
@@ -47,10 +48,26 @@ struct UnlockOptions: ParsableArguments {
         try PassphraseSource.resolve(fd: passphraseFD).read(prompt: prompt)
     }
 
-    /// An empty passphrase never unlocks (init refuses one), so it is
-    /// reported as an unlock failure without running the KDF.
+    @Flag(help: "Do not use a running unlock agent.")
+    var noAgent = false
+
     func unlock(_ vault: Vault) throws -> UnlockedVault {
-        let passphrase = try passphrase(prompt: "Passphrase for \(vault.path): ")
+        if !noAgent, let client = try AgentConnection.find(for: vault) {
+            return vault.unlocked(by: client)
+        }
+        return try unlockLocally(vault)
+    }
+
+    /// Unlocks in this process, never through the agent: for commands that
+    /// need the vault key itself (unlock, passwd, key add).
+    func unlockLocally(_ vault: Vault) throws -> UnlockedVault {
+        let source = PassphraseSource.resolve(fd: passphraseFD)
+        if !source.isExplicit, let keyFile = Environment.value("KEYSEAL_KEYFILE"), !keyFile.isEmpty {
+            return try vault.unlock(keyFile: KeyFile.read(keyFile))
+        }
+        let passphrase = try source.read(prompt: "Passphrase for \(vault.path): ")
+        // An empty passphrase never unlocks (init refuses one): reported as
+        // an unlock failure without running the KDF.
         if passphrase.count == 0 {
             throw CLIError(.unlock, "the passphrase is empty", hint: "a vault passphrase is never empty")
         }
@@ -75,5 +92,9 @@ enum FileSystem {
     static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0
+    }
+
+    static func remove(_ path: String) {
+        _ = unlink(path)
     }
 }

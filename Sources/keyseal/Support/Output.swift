@@ -6,8 +6,9 @@ import Glibc
 /// stdout carries data only; everything a person reads goes to stderr with a
 /// `keyseal:` prefix.
 enum Output {
-    /// Data for stdout; a failed write (a full disk, a closed pipe) is an
-    /// error, so a script never takes half an answer for a whole one.
+    /// Data for stdout; a failed write (a full disk) is an error, so a script
+    /// never takes half an answer for a whole one. (A closed pipe ends
+    /// keyseal with SIGPIPE first, as it ends cat.)
     static func data(_ text: String) throws {
         var text = text
         try text.withUTF8 { bytes in try writeAll(STDOUT_FILENO, UnsafeRawBufferPointer(bytes)) }

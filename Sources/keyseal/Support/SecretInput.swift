@@ -9,6 +9,7 @@ import Glibc
 enum PassphraseSource {
     case fileDescriptor(Int32)
     case file(String)
+    case askpass(String)
     case terminal
 
     static let maxLength = 4096
@@ -16,7 +17,16 @@ enum PassphraseSource {
     static func resolve(fd: Int32?) -> PassphraseSource {
         if let fd { return .fileDescriptor(fd) }
         if let file = Environment.value("KEYSEAL_PASSPHRASE_FILE"), !file.isEmpty { return .file(file) }
+        if let program = Environment.value("KEYSEAL_ASKPASS"), !program.isEmpty { return .askpass(program) }
         return .terminal
+    }
+
+    /// A descriptor or a file named by the user comes before a key file.
+    var isExplicit: Bool {
+        switch self {
+        case .fileDescriptor, .file: true
+        case .askpass, .terminal: false
+        }
     }
 
     var isTerminal: Bool {
@@ -46,6 +56,8 @@ enum PassphraseSource {
             }
         case let .file(path):
             passphrase = try Self.readFile(path)
+        case let .askpass(program):
+            passphrase = try Askpass.run(program, prompt: prompt)
         case .terminal:
             passphrase = try Terminal.readHidden(prompt: prompt, limit: Self.maxLength)
         }

@@ -14,7 +14,7 @@ enum Terminal {
         let fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else {
             throw CLIError(.unlock, "no terminal to ask for the passphrase",
-                           hint: "pass it with --passphrase-fd N or KEYSEAL_PASSPHRASE_FILE (a file of mode 0600)")
+                           hint: "run keyseal unlock first, or give --passphrase-fd N, KEYSEAL_PASSPHRASE_FILE (a file of mode 0600), KEYSEAL_KEYFILE or KEYSEAL_ASKPASS")
         }
         defer { close(fd) }
         return try readHidden(fd: fd, prompt: prompt, limit: limit)

@@ -1,0 +1,318 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Sealing
+
+/// A connection to a running agent. It is an `EntrySealer`: storage seals,
+/// opens and fingerprints through it exactly as through a `VaultKey`, while
+/// the key stays in the agent.
+///
+/// One connection serves one request at a time; use it from one thread.
+public final class AgentClient: EntrySealer {
+    /// Receive and send timeouts on the socket.
+    static let ioTimeoutSeconds = 5
+
+    private let fd: Int32
+    /// The agent's pid, as the kernel reported it when the connection was made.
+    public let peerPID: Int32
+    /// Set once a request failed mid-frame: the stream can no longer be trusted.
+    private var broken = false
+    /// The agent failure behind the `SealingError` the last seal, open or
+    /// fingerprint threw; nil when it succeeded or failed before reaching the
+    /// agent. `EntrySealer` speaks only `SealingError`, and a dead agent is
+    /// not a tampered entry.
+    public private(set) var lastError: AgentError?
+
+    private init(fd: Int32, peerPID: Int32) {
+        self.fd = fd
+        self.peerPID = peerPID
+    }
+
+    deinit {
+        Glibc.close(fd)
+    }
+
+    /// Connects (AF_UNIX, SOCK_STREAM, path socket; never abstract), checks the peer's uid with SO_PEERCRED equals getuid() (else peerNotOwner), sends a hello and checks the version (else versionMismatch, keeping the peer pid available). Receive/send timeouts of a few seconds (SO_RCVTIMEO/SO_SNDTIMEO).
+    ///
+    /// On `versionMismatch`, `agentPID(socketPath:)` gives the pid of the agent
+    /// to replace.
+    public static func connect(socketPath: String) throws(AgentError) -> AgentClient {
+        try connect(socketPath: socketPath, expectedUID: getuid())
+    }
+
+    /// The pid of the process serving `socketPath`, from SO_PEERCRED, after
+    /// the same owner check as `connect`; nothing is sent. For replacing an
+    /// agent that speaks another protocol version.
+    public static func agentPID(socketPath: String) throws(AgentError) -> Int32 {
+        let (fd, credentials) = try open(socketPath, expectedUID: getuid())
+        Glibc.close(fd)
+        return credentials.pid
+    }
+
+    static func connect(socketPath: String, expectedUID: UInt32) throws(AgentError) -> AgentClient {
+        let (fd, credentials) = try open(socketPath, expectedUID: expectedUID)
+        let client = AgentClient(fd: fd, peerPID: credentials.pid)
+        _ = try client.status()
+        return client
+    }
+
+    private static func open(_ socketPath: String, expectedUID: UInt32) throws(AgentError) -> (Int32, UnixSocket.PeerCredentials) {
+        let address = try UnixSocket.address(socketPath)
+        let fd = try UnixSocket.streamSocket(nonBlocking: false)
+        // Set before connect: a blocking connect to a full backlog waits for
+        // the send timeout, not forever.
+        guard UnixSocket.setTimeouts(fd, seconds: ioTimeoutSeconds) else {
+            let code = errno
+            Glibc.close(fd)
+            throw .io("cannot set socket timeouts: \(UnixSocket.errnoText(code))")
+        }
+        let failure = UnixSocket.connect(fd, to: address)
+        guard failure == 0 else {
+            Glibc.close(fd)
+            switch failure {
+            case ENOENT, ECONNREFUSED, ENOTDIR: throw .notRunning
+            case EAGAIN, ETIMEDOUT: throw .io("the agent at \(socketPath) does not accept connections")
+            default: throw .io("cannot connect to the agent at \(socketPath): \(UnixSocket.errnoText(failure))")
+            }
+        }
+        guard let credentials = UnixSocket.peerCredentials(fd) else {
+            let code = errno
+            Glibc.close(fd)
+            throw .io("cannot read the agent's credentials: \(UnixSocket.errnoText(code))")
+        }
+        guard credentials.uid == expectedUID else {
+            Glibc.close(fd)
+            throw .peerNotOwner(uid: credentials.uid)
+        }
+        return (fd, credentials)
+    }
+
+    /// Does not extend the agent's idle timer.
+    public func status() throws(AgentError) -> AgentStatus {
+        let reply = try exchange(Self.request(.hello))
+        return try reply.bytes.withUnsafeBytes { body throws(AgentError) -> AgentStatus in
+            var fields = FieldReader(body: body)
+            guard let vaultID = fields.next(),
+                  let secondsLeft = fields.next(), secondsLeft.count == 8,
+                  let pid = fields.next(), pid.count == 4,
+                  fields.isAtEnd
+            else { throw malformedReply("hello") }
+            return AgentStatus(
+                vaultID: Array(vaultID), secondsLeft: Wire.int64(secondsLeft),
+                pid: Wire.int32(pid), protocolVersion: body[0])
+        }
+    }
+
+    /// The agent wipes its key and exits.
+    public func lock() throws(AgentError) {
+        let reply = try exchange(Self.request(.lock))
+        guard reply.count == Wire.headerLength else { throw malformedReply("lock") }
+    }
+
+    // MARK: EntrySealer
+
+    public func seal(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> SealedBox {
+        lastError = nil
+        let fieldLengths = [plaintext.count, associatedData.count]
+        // Not only this request and its answer: the open request the box
+        // will need later must fit as well.
+        let box = [AEAD.nonceLength, plaintext.count + AEAD.tagLength]
+        try Self.checkFits(request: fieldLengths, reply: box, then: box + [associatedData.count],
+                           what: "plaintext", count: plaintext.count)
+        let request = try Wire.frame(code: Opcode.seal.rawValue, fieldLengths: fieldLengths) { writer in
+            writer.field(plaintext)
+            writer.field(associatedData)
+        }
+        return try mapped { () throws(AgentError) -> SealedBox in
+            let reply = try exchange(request)
+            return try reply.bytes.withUnsafeBytes { body throws(AgentError) -> SealedBox in
+                var fields = FieldReader(body: body)
+                guard let nonce = fields.next(), let ciphertext = fields.next(), fields.isAtEnd else {
+                    throw malformedReply("seal")
+                }
+                return SealedBox(nonce: Array(nonce), ciphertext: Array(ciphertext))
+            }
+        }
+    }
+
+    public func open(_ box: SealedBox, associatedData: [UInt8]) throws(SealingError) -> SecretBytes {
+        lastError = nil
+        // The same refusal a VaultKey gives, before anything is sent.
+        guard box.nonce.count == AEAD.nonceLength else {
+            throw .invalidLength(what: "nonce", expected: AEAD.nonceLength, actual: box.nonce.count)
+        }
+        guard box.ciphertext.count >= AEAD.tagLength else { throw .authenticationFailed }
+        let fieldLengths = [box.nonce.count, box.ciphertext.count, associatedData.count]
+        try Self.checkFits(request: fieldLengths, reply: [box.ciphertext.count - AEAD.tagLength],
+                           what: "ciphertext", count: box.ciphertext.count)
+        let request = try Wire.frame(code: Opcode.open.rawValue, fieldLengths: fieldLengths) { writer in
+            writer.field(box.nonce)
+            writer.field(box.ciphertext)
+            writer.field(associatedData)
+        }
+        let reply = try mapped { () throws(AgentError) -> GuardedBuffer in try exchange(request) }
+        let range = try mapped { () throws(AgentError) -> Range<Int> in
+            try reply.bytes.withUnsafeBytes { body throws(AgentError) -> Range<Int> in
+                var fields = FieldReader(body: body)
+                guard let plaintext = fields.next(), fields.isAtEnd else { throw malformedReply("open") }
+                let start = plaintext.baseAddress.map { $0 - body.baseAddress! } ?? 0
+                return start..<(start + plaintext.count)
+            }
+        }
+        // From the guarded reply straight into the plaintext's own guarded
+        // buffer; the reply is zeroed when this function returns.
+        var plaintext = try SecretBytes(count: range.count)
+        plaintext.withUnsafeMutableBytes { out in
+            reply.bytes.withUnsafeBytes { body in
+                out.copyMemory(from: UnsafeRawBufferPointer(rebasing: body[range]))
+            }
+        }
+        return plaintext
+    }
+
+    public func fingerprint(_ plaintext: borrowing SecretBytes) throws(SealingError) -> [UInt8] {
+        lastError = nil
+        let fieldLengths = [plaintext.count]
+        try Self.checkFits(request: fieldLengths, reply: [VaultKey.fingerprintLength],
+                           what: "plaintext", count: plaintext.count)
+        let request = try Wire.frame(code: Opcode.fingerprint.rawValue, fieldLengths: fieldLengths) { writer in
+            writer.field(plaintext)
+        }
+        return try mapped { () throws(AgentError) -> [UInt8] in
+            let reply = try exchange(request)
+            return try reply.bytes.withUnsafeBytes { body throws(AgentError) -> [UInt8] in
+                var fields = FieldReader(body: body)
+                guard let digest = fields.next(), fields.isAtEnd else { throw malformedReply("fingerprint") }
+                return Array(digest)
+            }
+        }
+    }
+
+    /// Runs an agent request for `EntrySealer`, whose callers understand only
+    /// `SealingError`: a box that does not authenticate stays
+    /// `.authenticationFailed`; an agent that cannot be reached or answers
+    /// wrongly becomes `.sealerUnavailable`, never `.authenticationFailed`,
+    /// which storage reports as tampering. The agent's own error is kept in
+    /// `lastError`.
+    private func mapped<R>(_ body: () throws(AgentError) -> R) throws(SealingError) -> R {
+        do {
+            return try body()
+        } catch {
+            lastError = error
+            throw error == .authenticationFailed ? .authenticationFailed : .sealerUnavailable(error.description)
+        }
+    }
+
+    /// Refuses, before building it, a request or a reply over the frame limit.
+    private static func checkFits(
+        request: [Int], reply: [Int], then later: [Int] = [], what: String, count: Int
+    ) throws(SealingError) {
+        let largest = [request, reply, later].map { Wire.bodyLength(fieldLengths: $0) }.max()!
+        guard largest <= AgentProtocol.maxFrame else {
+            throw .invalidLength(what: what, expected: count - (largest - AgentProtocol.maxFrame), actual: count)
+        }
+    }
+
+    private static func request(_ opcode: Opcode) throws(AgentError) -> GuardedBuffer {
+        do {
+            return try Wire.bare(code: opcode.rawValue)
+        } catch {
+            throw .io("could not allocate guarded memory")
+        }
+    }
+
+    // MARK: Transport
+
+    /// Sends one request frame and reads its reply; returns the reply body
+    /// (version, status, fields) when its status is ok.
+    private func exchange(_ request: GuardedBuffer) throws(AgentError) -> GuardedBuffer {
+        guard !broken else { throw .protocolError("the connection to the agent was lost") }
+        // Any failure below leaves the stream mid-frame.
+        broken = true
+        try request.bytes.withUnsafeBytes { frame throws(AgentError) in try sendAll(frame) }
+        var prefix = [UInt8](repeating: 0, count: Wire.prefixLength)
+        // Array's withUnsafeMutableBytes rethrows untyped: carry the error out as a value.
+        let failure = prefix.withUnsafeMutableBytes { buffer -> AgentError? in
+            do throws(AgentError) {
+                try receiveAll(buffer)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+        let length = Int(Wire.u32(prefix))
+        guard length >= Wire.headerLength, length <= AgentProtocol.maxFrame else {
+            throw .protocolError("the agent sent a frame of \(length) bytes")
+        }
+        let reply: GuardedBuffer
+        do {
+            reply = GuardedBuffer(try SecretBytes(count: length))
+        } catch {
+            throw .io("could not allocate guarded memory")
+        }
+        try reply.bytes.withUnsafeMutableBytes { buffer throws(AgentError) in try receiveAll(buffer) }
+        let (version, status) = reply.bytes.withUnsafeBytes { ($0[0], $0[1]) }
+        guard version == AgentProtocol.version else { throw .versionMismatch(found: version) }
+        switch ResponseStatus(rawValue: status) {
+        case .ok:
+            broken = false
+            return reply
+        case .authenticationFailed:
+            guard length == Wire.headerLength else { throw malformedReply("authentication failure") }
+            broken = false
+            throw .authenticationFailed
+        case .internalError:
+            broken = false
+            throw .protocolError("the agent could not complete the request")
+        case .malformed:
+            throw .protocolError("the agent refused the request as malformed")
+        case .unsupportedVersion:
+            throw .protocolError("the agent refused protocol version \(AgentProtocol.version) though it speaks it")
+        case nil:
+            throw .protocolError("the agent answered with unknown status \(status)")
+        }
+    }
+
+    private func malformedReply(_ what: String) -> AgentError {
+        broken = true
+        return .protocolError("malformed \(what) reply from the agent")
+    }
+
+    private func sendAll(_ frame: UnsafeRawBufferPointer) throws(AgentError) {
+        var sent = 0
+        while sent < frame.count {
+            let count = send(fd, frame.baseAddress! + sent, frame.count - sent, Int32(MSG_NOSIGNAL))
+            if count > 0 {
+                sent += count
+                continue
+            }
+            let code = errno
+            if count < 0, code == EINTR { continue }
+            throw transportError(code)
+        }
+    }
+
+    private func receiveAll(_ buffer: UnsafeMutableRawBufferPointer) throws(AgentError) {
+        var received = 0
+        while received < buffer.count {
+            let count = recv(fd, buffer.baseAddress! + received, buffer.count - received, 0)
+            if count > 0 {
+                received += count
+                continue
+            }
+            if count == 0 { throw .protocolError("the agent closed the connection") }
+            let code = errno
+            if code == EINTR { continue }
+            throw transportError(code)
+        }
+    }
+
+    private func transportError(_ code: Int32) -> AgentError {
+        switch code {
+        case EAGAIN, EWOULDBLOCK: .io("the agent did not answer within \(Self.ioTimeoutSeconds) s")
+        case EPIPE, ECONNRESET: .protocolError("the agent closed the connection")
+        default: .io("talking to the agent failed: \(UnixSocket.errnoText(code))")
+        }
+    }
+}

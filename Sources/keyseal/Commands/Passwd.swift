@@ -1,0 +1,131 @@
+import ArgumentParser
+import Sealing
+import Storage
+
+struct Passwd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Change the vault's passphrase (entries are untouched).",
+        discussion: """
+            Unlocks with the current passphrase (or key file), then replaces the \
+            passphrase slot in one transaction: afterwards the old passphrase \
+            opens nothing. The new passphrase comes from a terminal (asked \
+            twice) or from --new-passphrase-fd N.
+            """)
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Option(name: .customLong("new-passphrase-fd"), help: ArgumentHelp("Read the new passphrase from this descriptor.", valueName: "n"))
+    var newPassphraseFD: Int32?
+
+    @Option(help: ArgumentHelp("Argon2id cost for the new slot: interactive, moderate or sensitive.", valueName: "preset"))
+    var kdf: KDFPreset = .moderate
+
+    func run() throws {
+        try Failure.report {
+            let parameters = try kdf.parameters()
+            if let newPassphraseFD, newPassphraseFD == unlockOptions.passphraseFD {
+                throw CLIError(.usage, "the old and the new passphrase need two descriptors")
+            }
+            let vault = try vaultOptions.open()
+            let unlocked = try unlockOptions.unlockLocally(vault)
+            let source: PassphraseSource = newPassphraseFD.map(PassphraseSource.fileDescriptor) ?? .terminal
+            let first = try source.read(prompt: "New passphrase: ")
+            if first.count == 0 { throw CLIError(.usage, "the passphrase is empty", hint: "choose a passphrase of several words") }
+            if source.isTerminal {
+                let second = try source.read(prompt: "Repeat the new passphrase: ")
+                guard first.constantTimeEquals(second) else {
+                    throw CLIError(.usage, "the passphrases do not match", hint: "run keyseal passwd again")
+                }
+            }
+            try unlocked.changePassphrase(to: first, kdf: parameters)
+            Output.info("changed the passphrase of \(vault.path); the old one opens nothing")
+        }
+    }
+}
+
+struct Key: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage key slots: a key file unlocks without a passphrase or a KDF.",
+        subcommands: [KeyAdd.self, KeyList.self, KeyRemove.self])
+}
+
+struct KeyAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Create a new key file (32 random bytes, mode 0600) and a slot it unlocks.",
+        discussion: "The file must not exist: keyseal never overwrites one. Use it with KEYSEAL_KEYFILE=PATH.")
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Option(help: ArgumentHelp("Where to create the key file.", valueName: "path"))
+    var keyfile: String
+
+    func run() throws {
+        try Failure.report {
+            if FileSystem.exists(keyfile) {
+                throw CLIError(.exists, "\(keyfile) already exists; keyseal never overwrites a key file", hint: "choose a new path")
+            }
+            let vault = try vaultOptions.open()
+            let unlocked = try unlockOptions.unlockLocally(vault)
+            let key = try SecretBytes.random(count: Vault.keyFileLength)
+            try KeyFile.create(keyfile, key: key)
+            do {
+                let slot = try unlocked.addKeyFileSlot(keyFile: key)
+                Output.info("added key slot \(slot.id); unlock with KEYSEAL_KEYFILE=\(ShellQuote.quote(keyfile))")
+            } catch {
+                // The file would unlock nothing: do not leave it behind.
+                FileSystem.remove(keyfile)
+                throw error
+            }
+        }
+    }
+}
+
+struct KeyList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List key slots (no passphrase needed).", aliases: ["ls"])
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        try Failure.report {
+            let slots = try vaultOptions.open().keySlots()
+            if json {
+                try Output.data(JSON.array(slots.map { slot in
+                    .object([
+                        ("id", .number(slot.id)),
+                        ("method", .string(slot.method.rawValue)),
+                        ("kdf_ops", slot.kdf.map { .number(Int64($0.opsLimit)) } ?? .null),
+                        ("kdf_mem", slot.kdf.map { .number(Int64($0.memLimit)) } ?? .null),
+                    ])
+                }).rendered + "\n")
+                return
+            }
+            let rows = [["SLOT", "METHOD", "COST"]] + slots.map { slot in
+                [String(slot.id), slot.method.rawValue,
+                 slot.kdf.map { "argon2id, \($0.opsLimit) passes, " + ($0.memLimit >= 1 << 20 ? "\($0.memLimit >> 20) MiB" : "\($0.memLimit >> 10) KiB") }
+                    ?? "none (key file)"]
+            }
+            try Output.data(TextTable.render(rows))
+        }
+    }
+}
+
+struct KeyRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a key slot (never the last).", aliases: ["remove"])
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+    @Argument(help: "The slot's number (keyseal key list).") var slot: Int64
+
+    func run() throws {
+        try Failure.report {
+            let vault = try vaultOptions.open()
+            let unlocked = try unlockOptions.unlock(vault)
+            try unlocked.removeKeySlot(slot)
+            Output.info("removed key slot \(slot)")
+        }
+    }
+}
