@@ -160,12 +160,22 @@ public final class AgentServer: @unchecked Sendable {
 
     // MARK: The loop
 
+    private func socketStillOurs() -> Bool {
+        var info = stat()
+        guard lstat(socketPath, &info) == 0 else { return false }
+        return (UInt64(info.st_dev), UInt64(info.st_ino)) == socketIdentity
+    }
+
     private func serve() -> AgentExit {
         var pollSet: [pollfd] = []
         while true {
             if lockRequested { return .locked }
             let now = clock.now
             if now - lastUse >= idleTimeout { return .idle }
+            // Its socket removed or replaced (the directory cleaned up), no
+            // client can reach this agent again: it stops at once rather than
+            // hold the key until the timeout.
+            if !socketStillOurs() { return .stopped }
             dropExpired(now)
 
             pollSet.removeAll(keepingCapacity: true)

@@ -45,9 +45,11 @@ extension Vault {
         guard keyFile.count == Self.keyFileLength else { throw .unlockFailed }
         let slots = try mapErrors { try storedSlots(method: .keyFile) }
         for slot in slots {
+            // Built from the row as stored, so an edit of any of its columns
+            // fails the unwrap.
             let associatedData = AssociatedData.keySlot(
                 vaultID: vaultID, slotID: slot.id, method: KeySlotMethod.keyFile.rawValue,
-                kdf: Self.keyFileKDF, parameters: nil, salt: slot.salt)
+                kdf: slot.kdf, parameters: slot.parameters, salt: slot.salt)
             do throws(SealingError) {
                 let key = try VaultKey.unwrap(slot.box, with: keyFile, associatedData: associatedData)
                 return UnlockedVault(vault: self, sealer: key)

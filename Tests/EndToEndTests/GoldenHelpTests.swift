@@ -49,6 +49,13 @@ SUBCOMMANDS:
   rotate                  Replace an entry's secret, keeping the old one for 30
                           days.
   rm, remove              Remove an entry for good (its pages are overwritten).
+  unlock                  Unlock the vault once; an agent keeps the key until
+                          lock or the idle timeout.
+  lock                    End the unlock agent: it wipes the key and exits.
+  status                  Say whether the vault is unlocked, and for how long.
+  passwd                  Change the vault's passphrase (entries are untouched).
+  key                     Manage key slots: a key file unlocks without a
+                          passphrase or a KDF.
   completions             Print a shell completion script.
 
   See 'keyseal help <subcommand>' for detailed help.

@@ -123,6 +123,7 @@ struct KeyRemove: ParsableCommand {
     func run() throws {
         try Failure.report {
             let vault = try vaultOptions.open()
+            guard try vault.keySlots().contains(where: { $0.id == slot }) else { throw StorageError.keySlotNotFound(id: slot) }
             let unlocked = try unlockOptions.unlock(vault)
             try unlocked.removeKeySlot(slot)
             Output.info("removed key slot \(slot)")

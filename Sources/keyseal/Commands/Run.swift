@@ -28,7 +28,7 @@ struct Run: ParsableCommand {
     var command: [String] = []
 
     /// Unlock material a child did not ask for.
-    static let withheld: Set<String> = ["KEYSEAL_PASSPHRASE_FILE"]
+    static let withheld: Set<String> = ["KEYSEAL_PASSPHRASE_FILE", "KEYSEAL_KEYFILE", "KEYSEAL_ASKPASS"]
 
     func run() throws {
         try Failure.report {

@@ -49,7 +49,14 @@ enum AgentConnection {
     static func find(for vault: Vault) throws -> AgentClient? {
         // Without a directory there is no agent; looking creates nothing.
         guard FileSystem.exists(directoryPath()) else { return nil }
-        let path = try socketPath(for: vault)
+        let path: String
+        do {
+            path = try socketPath(for: vault)
+        } catch {
+            // An unsafe directory is not used, but other ways to unlock are.
+            Output.warning("not using the agent: \(Failure.message(for: error))")
+            return nil
+        }
         guard FileSystem.exists(path) else { return nil }
         do {
             let client = try AgentClient.connect(socketPath: path)

@@ -53,6 +53,8 @@ struct UnlockOptions: ParsableArguments {
 
     func unlock(_ vault: Vault) throws -> UnlockedVault {
         if !noAgent, let client = try AgentConnection.find(for: vault) {
+            // The descriptor is not needed; it must not reach curl or run's command.
+            if let passphraseFD { PassphraseSource.release(passphraseFD) }
             return vault.unlocked(by: client)
         }
         return try unlockLocally(vault)

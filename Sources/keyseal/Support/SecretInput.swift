@@ -21,6 +21,18 @@ enum PassphraseSource {
         return .terminal
     }
 
+    /// Done with a passphrase descriptor: closed, so no program keyseal runs
+    /// (curl, run's command) inherits it. Standard input is replaced by
+    /// /dev/null instead, since a file there could be read again.
+    static func release(_ fd: Int32) {
+        if fd > 2 {
+            close(fd)
+        } else if fd == 0 {
+            let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            if null >= 0 { dup2(null, 0); close(null) }
+        }
+    }
+
     /// A descriptor or a file named by the user comes before a key file.
     var isExplicit: Bool {
         switch self {
@@ -45,15 +57,7 @@ enum PassphraseSource {
                                hint: "open it in the shell, for example: keyseal ... --passphrase-fd 3 3<passphrase-file")
             }
             passphrase = try SecretReader.readToEnd(fd: fd, limit: Self.maxLength, what: "passphrase")
-            // Read once and done with: closed, so no program keyseal runs
-            // (curl, run's command) inherits it. Standard input is replaced
-            // by /dev/null instead, since a file there could be read again.
-            if fd > 2 {
-                close(fd)
-            } else if fd == 0 {
-                let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-                if null >= 0 { dup2(null, 0); close(null) }
-            }
+            Self.release(fd)
         case let .file(path):
             passphrase = try Self.readFile(path)
         case let .askpass(program):
