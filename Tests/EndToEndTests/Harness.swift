@@ -1,7 +1,9 @@
 // Runs the built `keyseal` binary end to end, as age's testscripts do: a fresh
 // temporary HOME per test, every inherited KEYSEAL_* (and XDG_*) variable
-// cleared, the weak test KDF allowed, the passphrase in a 0600 file, stdin a
-// pipe, and no controlling terminal (each child starts in a new session).
+// cleared, XDG_RUNTIME_DIR a private directory of the sandbox (for the unlock
+// agent's socket), the weak test KDF allowed, the passphrase in a 0600 file,
+// stdin a pipe, and no controlling terminal (each child starts in a new
+// session). Any agent left running is stopped when its sandbox goes.
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -75,6 +77,9 @@ final class Sandbox {
     /// Holds `passphrase` plus the newline an editor adds; mode 0600.
     let passphraseFile: String
     let keyseal: String
+    /// XDG_RUNTIME_DIR of every child, mode 0700: the unlock agents of one
+    /// test (their sockets go in `runtime/keyseal`) never meet another's.
+    let runtime: String
     private var runs = 0
 
     /// The vault most tests use.
@@ -90,26 +95,62 @@ final class Sandbox {
         work = root + "/work"
         io = root + "/io"
         passphraseFile = root + "/passphrase"
-        for directory in [home, work, io] {
+        runtime = root + "/run"
+        for directory in [home, work, io, runtime] {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         }
+        try #require(chmod(runtime, 0o700) == 0, "chmod \(runtime): \(String(cString: strerror(errno)))")
         try write(passphrase + "\n", to: passphraseFile, mode: 0o600)
     }
 
     deinit {
+        stopAgents()
         try? FileManager.default.removeItem(atPath: root)
+    }
+
+    // MARK: Agents
+
+    /// The pids of the running `keyseal agent` processes whose socket lies in
+    /// this sandbox (found by their command line; zombies have none).
+    func agentPIDs() -> [Int32] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap { name -> Int32? in
+            guard let pid = Int32(name), let cmdline = ProcSampler.read("/proc/\(pid)/cmdline") else { return nil }
+            let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.count > 3, arguments[1] == "agent", let flag = arguments.firstIndex(of: "--socket"),
+                  flag + 1 < arguments.count, arguments[flag + 1].hasPrefix(root + "/")
+            else { return nil }
+            return pid
+        }
+    }
+
+    /// Ends every agent this sandbox's tests started: SIGTERM (the agent
+    /// wipes its key and exits), then SIGKILL to any left after 3 s. Runs
+    /// when the sandbox goes, so no agent outlives its test, whatever the
+    /// test did; tests still `keyseal lock` what they unlock.
+    func stopAgents() {
+        var pids = agentPIDs()
+        guard !pids.isEmpty else { return }
+        for pid in pids { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(3)
+        while !pids.isEmpty, Date() < deadline {
+            usleep(20_000)
+            pids = agentPIDs()
+        }
+        for pid in pids { kill(pid, SIGKILL) }
     }
 
     // MARK: Running
 
     /// The environment of every child: the test runner's own, minus every
-    /// KEYSEAL_* and XDG_* variable, plus HOME, the weak-KDF switch and the
-    /// passphrase file. An override of nil removes a variable.
+    /// KEYSEAL_* and XDG_* variable, plus HOME, XDG_RUNTIME_DIR, the weak-KDF
+    /// switch and the passphrase file. An override of nil removes a variable.
     func environment(_ overrides: [String: String?]) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment.filter { name, _ in
             !name.hasPrefix("KEYSEAL_") && !name.hasPrefix("XDG_")
         }
         environment["HOME"] = home
+        environment["XDG_RUNTIME_DIR"] = runtime
         environment["KEYSEAL_TEST_ALLOW_WEAK_KDF"] = "1"
         environment["KEYSEAL_PASSPHRASE_FILE"] = passphraseFile
         for (name, value) in overrides { environment[name] = value }

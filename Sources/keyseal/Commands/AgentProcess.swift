@@ -17,6 +17,7 @@ struct AgentProcess: ParsableCommand {
     func run() throws {
         // The key arrives on descriptor 3; descriptor 4 reports readiness.
         let ready: Int32 = 4
+        Self.detachFromLauncher()
         func report(_ text: String) {
             _ = text.withCString { Glibc.write(ready, $0, strlen($0)) }
         }
@@ -42,6 +43,19 @@ struct AgentProcess: ParsableCommand {
         report("ready\n")
         close(ready)
         _ = server.run()
+    }
+
+    /// The agent outlives the command that started it, so it keeps nothing of
+    /// that command's: every descriptor above 4 is closed (a caller waiting
+    /// for a pipe to close would otherwise wait for the agent's timeout), and
+    /// the signal mask inherited from the launching thread is cleared, so
+    /// SIGTERM reaches the handlers.
+    static func detachFromLauncher() {
+        let limit = min(Int32(clamping: sysconf(Int32(_SC_OPEN_MAX))), 65_536)
+        if limit > 5 { for fd in 5..<limit { close(fd) } }
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
     }
 
     static func bytes(fromHex text: String) -> [UInt8]? {
