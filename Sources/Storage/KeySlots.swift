@@ -45,21 +45,7 @@ extension Vault {
         guard keyFile.count == Self.keyFileLength else { throw .unlockFailed }
         let slots = try mapErrors { try storedSlots(method: .keyFile) }
         for slot in slots {
-            // Built from the row as stored, so an edit of any of its columns
-            // fails the unwrap.
-            let associatedData = AssociatedData.keySlot(
-                vaultID: vaultID, slotID: slot.id, method: KeySlotMethod.keyFile.rawValue,
-                kdf: slot.kdf, parameters: slot.parameters, salt: slot.salt)
-            do throws(SealingError) {
-                let key = try VaultKey.unwrap(slot.box, with: keyFile, associatedData: associatedData)
-                return UnlockedVault(vault: self, sealer: key)
-            } catch .authenticationFailed {
-                continue
-            } catch .invalidLength {
-                throw .damaged(path: path, detail: "key slot \(slot.id) is malformed")
-            } catch {
-                throw .sealing(error)
-            }
+            if let unlocked = try unwrap(slot, method: .keyFile, with: keyFile) { return unlocked }
         }
         throw .unlockFailed
     }

@@ -150,22 +150,41 @@ public final class Vault {
             do { try slot.parameters.validate() } catch {
                 throw .damaged(path: path, detail: "key slot \(slot.id) claims out-of-range key derivation parameters")
             }
-            let associatedData = AssociatedData.keySlot(
-                vaultID: vaultID, slotID: slot.id,
-                method: Self.passphraseMethod, kdf: slot.kdf, parameters: slot.parameters, salt: slot.salt)
-            do throws(SealingError) {
-                let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: slot.salt, parameters: slot.parameters)
-                let key = try VaultKey.unwrap(slot.box, with: wrappingKey, associatedData: associatedData)
-                return UnlockedVault(vault: self, sealer: key)
-            } catch .authenticationFailed {
-                continue
-            } catch .invalidLength {
-                throw .damaged(path: path, detail: "key slot \(slot.id) is malformed")
-            } catch {
-                throw .sealing(error)
+            let wrappingKey = try slotStep(slot) { () throws(SealingError) in
+                try KeyDerivation.deriveKey(passphrase: passphrase, salt: slot.salt, parameters: slot.parameters)
             }
+            if let unlocked = try unwrap(slot, method: .passphrase, with: wrappingKey) { return unlocked }
         }
         throw .unlockFailed
+    }
+
+    /// The vault key from one slot, or nil when the wrapping key does not fit
+    /// (a wrong passphrase or key file, or a slot altered outside keyseal:
+    /// the two cannot be told apart). The associated data is built from the
+    /// row as stored, so an edit of any of its columns fails here.
+    func unwrap(_ slot: StoredSlot, method: KeySlotMethod, with wrappingKey: borrowing SecretBytes) throws(StorageError) -> UnlockedVault? {
+        let associatedData = AssociatedData.keySlot(
+            vaultID: vaultID, slotID: slot.id, method: method.rawValue,
+            kdf: slot.kdf, parameters: slot.parameters, salt: slot.salt)
+        do {
+            let key = try slotStep(slot) { () throws(SealingError) in
+                try VaultKey.unwrap(slot.box, with: wrappingKey, associatedData: associatedData)
+            }
+            return UnlockedVault(vault: self, sealer: key)
+        } catch .sealing(.authenticationFailed) {
+            return nil
+        }
+    }
+
+    /// Maps a sealing step on a slot: a wrong length is a malformed slot.
+    private func slotStep<R: ~Copyable>(_ slot: StoredSlot, _ body: () throws(SealingError) -> R) throws(StorageError) -> R {
+        do {
+            return try body()
+        } catch .invalidLength {
+            throw .damaged(path: path, detail: "key slot \(slot.id) is malformed")
+        } catch {
+            throw .sealing(error)
+        }
     }
 
     // MARK: Metadata (no unlock needed)
