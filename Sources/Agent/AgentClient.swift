@@ -22,6 +22,9 @@ public final class AgentClient: EntrySealer {
     /// agent. `EntrySealer` speaks only `SealingError`, and a dead agent is
     /// not a tampered entry.
     public private(set) var lastError: AgentError?
+    /// The status the agent gave when this client connected (the hello that
+    /// checks its version), so a caller needs no second round trip for it.
+    public private(set) var greeting: AgentStatus?
 
     private init(fd: Int32, peerPID: Int32) {
         self.fd = fd
@@ -52,7 +55,7 @@ public final class AgentClient: EntrySealer {
     static func connect(socketPath: String, expectedUID: UInt32) throws(AgentError) -> AgentClient {
         let (fd, credentials) = try open(socketPath, expectedUID: expectedUID)
         let client = AgentClient(fd: fd, peerPID: credentials.pid)
-        _ = try client.status()
+        client.greeting = try client.status()
         return client
     }
 

@@ -12,6 +12,9 @@ extension String {
 struct Keyseal: ParsableCommand {
     static let version = "0.1.0"
 
+    // Every command names itself (commandName): argument-parser otherwise
+    // derives each name by reflection at every start, about half of the
+    // instructions `keyseal header` ran (valgrind, docs/PERFORMANCE.md).
     static let configuration = CommandConfiguration(
         commandName: "keyseal",
         abstract: "A sealed vault for API keys, bearer tokens and personal access tokens.",

@@ -5,6 +5,7 @@ import Storage
 
 struct Add: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "add",
         abstract: "Store a new secret, read from a hidden prompt or from stdin.",
         discussion: """
             The secret is never taken from the command line. On a terminal it is \

@@ -4,6 +4,7 @@ import Storage
 
 struct Calendar: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "calendar",
         abstract: "Print an iCalendar file with one event per expiry (no passphrase needed).",
         discussion: """
             keyseal calendar > tokens.ics, then import it into a calendar. Each \

@@ -4,6 +4,7 @@ import Storage
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Check expiries for cron, CI and prompts (no passphrase needed).",
         discussion: """
             Exit status, as monitoring plugins use it: 0 all is well, 1 something \

@@ -2,6 +2,7 @@ import ArgumentParser
 
 struct Completions: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "completions",
         abstract: "Print a shell completion script.",
         discussion: """
             bash: keyseal completions bash > /etc/bash_completion.d/keyseal

@@ -4,6 +4,7 @@ import Storage
 
 struct Config: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "config",
         abstract: "Read and change vault settings (no passphrase needed).",
         discussion: """
             Settings: warn-within (the expiry warning window, default 14d; an \

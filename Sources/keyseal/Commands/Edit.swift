@@ -4,6 +4,7 @@ import Storage
 
 struct Edit: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "edit",
         abstract: "Change an entry's description, expiry, URL, header or kind.",
         discussion: "The secret is unchanged; it is sealed again under the new fields.")
 

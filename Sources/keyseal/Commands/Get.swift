@@ -4,6 +4,7 @@ import Storage
 
 struct Get: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "get",
         abstract: "Print an entry's raw secret, for scripts.")
 
     @OptionGroup var vaultOptions: VaultOptions

@@ -7,6 +7,7 @@ extension HeaderFormat: ExpressibleByArgument {}
 
 struct Header: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "header",
         abstract: "Print an entry's ready HTTP header, for curl.",
         discussion: """
             Formats: line (default) prints "Authorization: Bearer …" for \

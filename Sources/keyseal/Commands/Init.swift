@@ -4,6 +4,7 @@ import Storage
 
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "init",
         abstract: "Create a new vault, protected by a master passphrase.")
 
     @OptionGroup var vaultOptions: VaultOptions

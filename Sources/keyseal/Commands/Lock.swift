@@ -4,7 +4,8 @@ import Policy
 import Storage
 
 struct Lock: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "End the unlock agent: it wipes the key and exits.")
+    static let configuration = CommandConfiguration(
+        commandName: "lock",abstract: "End the unlock agent: it wipes the key and exits.")
 
     @OptionGroup var vaultOptions: VaultOptions
 
@@ -23,6 +24,7 @@ struct Lock: ParsableCommand {
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Say whether the vault is unlocked, and for how long.",
         discussion: "Exit status 0 when an agent holds the key, 1 when locked (for prompts and scripts).")
 

@@ -4,6 +4,7 @@ import Storage
 
 struct Passwd: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "passwd",
         abstract: "Change the vault's passphrase (entries are untouched).",
         discussion: """
             Unlocks with the current passphrase (or key file), then replaces the \
@@ -46,6 +47,7 @@ struct Passwd: ParsableCommand {
 
 struct Key: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "key",
         abstract: "Manage key slots: a key file unlocks without a passphrase or a KDF.",
         subcommands: [KeyAdd.self, KeyList.self, KeyRemove.self])
 }

@@ -3,6 +3,7 @@ import Storage
 
 struct Rename: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rename",
         abstract: "Rename an entry (its secret is sealed again under the new name).",
         aliases: ["mv"])
 

@@ -3,6 +3,7 @@ import Storage
 
 struct Rotate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rotate",
         abstract: "Replace an entry's secret, keeping the old one for 30 days.",
         discussion: """
             The new secret is read like add's. The value it replaces is kept as \

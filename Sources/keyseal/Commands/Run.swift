@@ -7,6 +7,7 @@ import Glibc
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run a command with secrets in its environment, and only in its.",
         discussion: """
             Each --env VAR=NAME puts entry NAME's secret in the variable VAR of \

@@ -4,6 +4,7 @@ import Storage
 
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "show",
         abstract: "Show one entry's metadata and previous versions (no passphrase needed).")
 
     @OptionGroup var vaultOptions: VaultOptions

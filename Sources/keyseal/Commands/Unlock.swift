@@ -9,6 +9,7 @@ import Glibc
 
 struct Unlock: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "unlock",
         abstract: "Unlock the vault once; an agent keeps the key until lock or the idle timeout.",
         discussion: """
             Later commands (header, curl, get, run, add, …) use the agent and ask \

@@ -60,7 +60,7 @@ enum AgentConnection {
         guard FileSystem.exists(path) else { return nil }
         do {
             let client = try AgentClient.connect(socketPath: path)
-            guard try client.status().vaultID == vault.vaultID else { return nil }
+            guard client.greeting?.vaultID == vault.vaultID else { return nil }
             return client
         } catch .peerNotOwner(let uid) {
             throw CLIError(.failure, "the agent socket \(path) is served by another user (uid \(uid))",
