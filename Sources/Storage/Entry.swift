@@ -60,8 +60,9 @@ public struct PreviousValue: Equatable, Sendable {
     public var fingerprintHex: String { Hex.encode(fingerprint) }
 }
 
-enum Hex {
-    static func encode(_ bytes: [UInt8]) -> String {
+/// Lowercase hex, for ids and fingerprints shown to people.
+public enum Hex {
+    public static func encode(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)

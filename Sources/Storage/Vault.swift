@@ -15,7 +15,6 @@ public final class Vault {
     public static let maxSecretLength = 64 * 1024
     static let vaultIDLength = 16
     static let entryIDLength = 16
-    static let passphraseMethod = "passphrase"
     static let argon2id = "argon2id13"
 
     private init(path: String, connection: Connection, vaultID: [UInt8], formatVersion: Int64) {
@@ -85,7 +84,7 @@ public final class Vault {
         let directory = FileSafety.parentDirectory(of: path)
         try FileSafety.ensureDirectory(directory)
 
-        let suffix = try mapErrors(path: path) { try Random.bytes(6).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+        let suffix = try mapErrors(path: path) { Hex.encode(try Random.bytes(6)) }
         let staging = "\(directory)/.\(path.split(separator: "/").last ?? "vault").\(suffix).tmp"
         try FileSafety.createExclusive(staging)
         defer {
@@ -124,7 +123,7 @@ public final class Vault {
         let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: salt, parameters: kdf)
         let associatedData = AssociatedData.keySlot(
             vaultID: vaultID, slotID: slotID,
-            method: passphraseMethod, kdf: argon2id, parameters: kdf, salt: salt)
+            method: KeySlotMethod.passphrase.rawValue, kdf: argon2id, parameters: kdf, salt: salt)
         let box = try key.wrap(with: wrappingKey, associatedData: associatedData)
         try insertSlot(connection, id: slotID, method: .passphrase, kdf: argon2id, parameters: kdf,
                        salt: salt, box: box, now: now)

@@ -36,7 +36,7 @@ struct Calendar: ParsableCommand {
                 if !entry.fields.description.isEmpty { description += ": \(entry.fields.description)" }
                 description += ".\nRenew it, then: keyseal rotate \(ShellQuote.quote(entry.name)) --expires 90d"
                 events.append(ICalendar.Event(
-                    uid: "\(ICalendar.hex(entry.id))@keyseal",
+                    uid: "\(Hex.encode(entry.id))@keyseal",
                     sequence: entry.revision,
                     start: expiresAt,
                     summary: "\(entry.name) expires",
@@ -150,7 +150,4 @@ enum ICalendar {
         return pieces.joined(separator: "\r\n ")
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
 }

@@ -112,7 +112,7 @@ enum AgentLauncher {
         defer { posix_spawnattr_destroy(&attributes) }
         // A session of its own: no controlling terminal, no hang-up from ours.
         posix_spawnattr_setflags(&attributes, Int16(posixSpawnSetSID))
-        let arguments = ["keyseal", "agent", "--socket", socket, "--vault-id", hex(vaultID), "--timeout", String(idleTimeout)]
+        let arguments = ["keyseal", "agent", "--socket", socket, "--vault-id", Hex.encode(vaultID), "--timeout", String(idleTimeout)]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
         var envp: [UnsafeMutablePointer<CChar>?] = Launcher.environment(droppingPrefix: "KEYSEAL_").map { strdup($0) }
@@ -150,7 +150,4 @@ enum AgentLauncher {
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
 }

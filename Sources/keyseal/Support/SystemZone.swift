@@ -4,9 +4,10 @@ import Glibc
 #endif
 
 /// The user's time zone as the C library knows it (TZ, /etc/localtime).
+/// localtime_r loads the zone on its first call, so a command that never
+/// shows or compares a date (header of an entry without expiry) reads no
+/// zone file at all.
 struct SystemZone: LocalZone {
-    init() { tzset() }
-
     func utcOffset(at utc: Int64) -> Int64 {
         var time = time_t(utc)
         var fields = tm()
