@@ -41,6 +41,9 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Sealing"]),
         // Runs the built binary; depending on it makes `swift test` build it first.
-        .testTarget(name: "EndToEndTests", dependencies: ["keyseal"]),
+        // Also reads the header fast path against argument-parser (@testable).
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "keyseal", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
     ]
 )

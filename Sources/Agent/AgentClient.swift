@@ -139,19 +139,32 @@ public final class AgentClient: EntrySealer {
     }
 
     public func open(_ box: SealedBox, associatedData: [UInt8]) throws(SealingError) -> SecretBytes {
+        try open(box, associatedData: associatedData, fingerprint: nil)
+    }
+
+    /// One round trip: the agent opens the box and compares the value's
+    /// fingerprint with `fingerprint` itself.
+    public func openVerified(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]) throws(SealingError) -> SecretBytes {
+        try open(box, associatedData: associatedData, fingerprint: fingerprint)
+    }
+
+    private func open(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]?) throws(SealingError) -> SecretBytes {
         lastError = nil
         // The same refusal a VaultKey gives, before anything is sent.
         guard box.nonce.count == AEAD.nonceLength else {
             throw .invalidLength(what: "nonce", expected: AEAD.nonceLength, actual: box.nonce.count)
         }
         guard box.ciphertext.count >= AEAD.tagLength else { throw .authenticationFailed }
-        let fieldLengths = [box.nonce.count, box.ciphertext.count, associatedData.count]
+        var fieldLengths = [box.nonce.count, box.ciphertext.count, associatedData.count]
+        if let fingerprint { fieldLengths.append(fingerprint.count) }
         try Self.checkFits(request: fieldLengths, reply: [box.ciphertext.count - AEAD.tagLength],
                            what: "ciphertext", count: box.ciphertext.count)
-        let request = try Wire.frame(code: Opcode.open.rawValue, fieldLengths: fieldLengths) { writer in
+        let opcode = fingerprint == nil ? Opcode.open : Opcode.openVerified
+        let request = try Wire.frame(code: opcode.rawValue, fieldLengths: fieldLengths) { writer in
             writer.field(box.nonce)
             writer.field(box.ciphertext)
             writer.field(associatedData)
+            if let fingerprint { writer.field(fingerprint) }
         }
         let reply = try mapped { () throws(AgentError) -> GuardedBuffer in try exchange(request) }
         let range = try mapped { () throws(AgentError) -> Range<Int> in

@@ -418,6 +418,13 @@ public final class AgentServer: @unchecked Sendable {
                 lastUse = now
                 return open(SealedBox(nonce: Array(nonce), ciphertext: Array(ciphertext)),
                             associatedData: Array(associatedData))
+            case .openVerified:
+                guard let nonce = fields.next(), let ciphertext = fields.next(),
+                      let associatedData = fields.next(), let fingerprint = fields.next(), fields.isAtEnd
+                else { return Answer(.malformed, close: true) }
+                lastUse = now
+                return open(SealedBox(nonce: Array(nonce), ciphertext: Array(ciphertext)),
+                            associatedData: Array(associatedData), fingerprint: Array(fingerprint))
             case .fingerprint:
                 guard let plaintext = fields.next(), fields.isAtEnd else { return Answer(.malformed, close: true) }
                 lastUse = now
@@ -455,12 +462,17 @@ public final class AgentServer: @unchecked Sendable {
         }
     }
 
-    private func open(_ box: SealedBox, associatedData: [UInt8]) -> Answer {
+    /// With `fingerprint`, the value must also match it (open verified).
+    private func open(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]? = nil) -> Answer {
         guard let key else { return Answer(.internalError) }
         do {
             // Freed, and zeroed, when this function returns; its one copy
             // is the answer frame, freed once written.
-            let plaintext = try key.open(box, associatedData: associatedData)
+            let plaintext = if let fingerprint {
+                try key.openVerified(box, associatedData: associatedData, fingerprint: fingerprint)
+            } else {
+                try key.open(box, associatedData: associatedData)
+            }
             return okAnswer([plaintext.count]) { writer in writer.field(plaintext) }
         } catch .authenticationFailed, .invalidLength {
             return Answer(.authenticationFailed)

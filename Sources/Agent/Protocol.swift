@@ -1,4 +1,4 @@
-// keyseal agent protocol, version 1
+// keyseal agent protocol, version 2
 // =================================
 //
 // The CLI talks to the unlock agent over a Unix stream socket bound to a path
@@ -16,16 +16,19 @@
 //     3 open                   nonce, ciphertext, associated data
 //     4 fingerprint            plaintext
 //     5 lock                   none
+//     6 open verified          nonce, ciphertext, associated data, fingerprint
 //
 // Responses                    fields
 //     0 ok                     hello: vault id, seconds left (8 bytes, signed
 //                                     big-endian), agent pid (4 bytes, signed
 //                                     big-endian)
 //                              seal: nonce, ciphertext
-//                              open: plaintext
+//                              open, open verified: plaintext
 //                              fingerprint: digest
 //                              lock: none (then the agent wipes its key and exits)
-//     1 authentication failed  none (open: the box did not authenticate)
+//     1 authentication failed  none (open: the box did not authenticate;
+//                              open verified: that, or the value's
+//                              fingerprint is not the one sent)
 //     2 malformed              none; the agent then closes the connection
 //     3 unsupported version    none; byte 0 carries the agent's own version,
 //                              and the agent then closes the connection
@@ -41,8 +44,10 @@
 //   a client of any other with status 3 and its own version, and the client
 //   can replace it (by the pid SO_PEERCRED reports) instead of guessing.
 //   Any change of layout or meaning takes a new version number.
-// - hello does not count as a use of the key; seal, open and fingerprint
-//   restart the agent's idle timer.
+// - hello does not count as a use of the key; seal, open, open verified and
+//   fingerprint restart the agent's idle timer.
+// - Version 2 added open verified, so `keyseal header` costs one round trip
+//   after hello instead of two (open, then fingerprint).
 // - The agent accepts only connections from its own uid (SO_PEERCRED, checked
 //   before a byte is read), serves at most 32 at once, and drops a client that
 //   takes over 2 s to finish a frame or sits idle for 10 s.
@@ -52,7 +57,7 @@
 import Sealing
 
 public enum AgentProtocol {
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     /// The largest frame body, in bytes, either side accepts.
     public static let maxFrame = 262_144
 }
@@ -63,6 +68,7 @@ enum Opcode: UInt8 {
     case open = 3
     case fingerprint = 4
     case lock = 5
+    case openVerified = 6
 }
 
 enum ResponseStatus: UInt8 {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Sealing
 
 /// The private directory the agent socket lives in: the socket's 0600 mode
 /// is only advisory on some systems, so the directory is what keeps other
@@ -28,11 +29,7 @@ public enum SocketDirectory {
 
     /// "<directory>/agent-<vault id hex>.sock"
     public static func socketPath(directory: String, vaultID: [UInt8]) -> String {
-        let hex = vaultID.map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
-        }.joined()
-        return "\(withoutTrailingSlashes(directory))/agent-\(hex).sock"
+        "\(withoutTrailingSlashes(directory))/agent-\(Hex.encode(vaultID)).sock"
     }
 
     /// mkdir, then the mode fixed through a descriptor of the directory just

@@ -29,22 +29,46 @@ public struct HeaderTemplate: Equatable, Sendable {
     }
 
     public init(_ text: String) throws(Invalid) {
-        guard let colon = text.firstIndex(of: ":") else { throw .missingColon }
-        let name = String(text[..<colon])
-        guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenCharacter) else { throw .badFieldName(name) }
-        let value = text[text.index(after: colon)...]
+        // Plain byte scans: this runs on every `keyseal header`, and the
+        // generic String algorithms cost more to set up than to run.
+        let bytes = Array(text.utf8)
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { throw .missingColon }
+        let name = bytes[..<colon]
+        guard !name.isEmpty, name.allSatisfy(Self.isTokenCharacter) else {
+            throw .badFieldName(String(decoding: name, as: UTF8.self))
+        }
         // No tab either: storage keeps no control characters in metadata.
-        guard value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else {
+        guard bytes[(colon + 1)...].allSatisfy({ (0x20...0x7E).contains($0) }) else {
             throw .badCharacter
         }
-        let placeholders = value.split(separator: CredentialKind.secretPlaceholder, omittingEmptySubsequences: false).count - 1
-        guard placeholders == 1 else { throw .placeholderCount(placeholders) }
+        // The name has no braces, so every placeholder is in the value.
+        let placeholders = Self.occurrences(of: Array(CredentialKind.secretPlaceholder.utf8), in: bytes)
+        guard placeholders.count == 1, let start = placeholders.first else { throw .placeholderCount(placeholders.count) }
+        let end = start + CredentialKind.secretPlaceholder.utf8.count
+        var valueStart = colon + 1
+        while valueStart < start, bytes[valueStart] == UInt8(ascii: " ") || bytes[valueStart] == UInt8(ascii: "\t") {
+            valueStart += 1
+        }
         self.text = text
-        fieldName = name
-        let pieces = text.split(separator: CredentialKind.secretPlaceholder, omittingEmptySubsequences: false)
-        prefix = String(pieces[0])
-        suffix = String(pieces[1])
-        valuePrefix = String(prefix[prefix.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" }))
+        fieldName = String(decoding: name, as: UTF8.self)
+        prefix = String(decoding: bytes[..<start], as: UTF8.self)
+        suffix = String(decoding: bytes[end...], as: UTF8.self)
+        valuePrefix = String(decoding: bytes[valueStart..<start], as: UTF8.self)
+    }
+
+    /// Where `needle` starts in `haystack`, left to right, not overlapping.
+    static func occurrences(of needle: [UInt8], in haystack: [UInt8]) -> [Int] {
+        var found: [Int] = []
+        var index = 0
+        while index + needle.count <= haystack.count {
+            if haystack[index..<(index + needle.count)].elementsEqual(needle) {
+                found.append(index)
+                index += needle.count
+            } else {
+                index += 1
+            }
+        }
+        return found
     }
 
     /// RFC 9110 section 5.6.2: tchar.
@@ -54,7 +78,7 @@ public struct HeaderTemplate: Equatable, Sendable {
              UInt8(ascii: "A")...UInt8(ascii: "Z"):
             true
         default:
-            Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
     }
 }

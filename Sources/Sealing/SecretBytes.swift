@@ -6,7 +6,11 @@ internal import CSodium
 /// bytes are reachable only inside `withUnsafeBytes`: they never pass through
 /// a Swift `Array`, `Data` or `String`, whose copies nobody could wipe.
 public struct SecretBytes: ~Copyable {
-    // safety: owned exclusively by this value, freed exactly once in deinit.
+    // safety: owned exclusively by this value, released exactly once in deinit.
+    /// What sodium_malloc returned: a reused slot (GuardedSlots) or an
+    /// allocation of this secret's own.
+    private let allocation: UnsafeMutableRawPointer
+    private let pooled: Bool
     private let base: UnsafeMutableRawPointer
     public let count: Int
 
@@ -16,9 +20,21 @@ public struct SecretBytes: ~Copyable {
         try Sodium.ensureReady()
         // sodium_malloc(0) is legal but returns a pointer into the guard area;
         // one spare byte keeps every pointer we hand out inside the allocation.
-        guard let pointer = sodium_malloc(max(count, 1)) else { throw .outOfMemory }
-        sodium_memzero(pointer, max(count, 1))
-        base = pointer
+        let size = max(count, 1)
+        if size <= GuardedSlots.capacity {
+            guard let slot = GuardedSlots.take() else { throw .outOfMemory }
+            allocation = slot
+            pooled = true
+            // At the slot's end, as sodium_malloc places a buffer: a write
+            // past the secret hits the guard page.
+            base = slot + (GuardedSlots.capacity - size)
+        } else {
+            guard let pointer = sodium_malloc(size) else { throw .outOfMemory }
+            sodium_memzero(pointer, size)
+            allocation = pointer
+            pooled = false
+            base = pointer
+        }
         self.count = count
     }
 
@@ -38,7 +54,11 @@ public struct SecretBytes: ~Copyable {
     }
 
     deinit {
-        sodium_free(base)
+        if pooled {
+            GuardedSlots.give(allocation)
+        } else {
+            sodium_free(allocation)
+        }
     }
 
     public func withUnsafeBytes<R, E: Error>(

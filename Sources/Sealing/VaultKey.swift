@@ -8,6 +8,31 @@ public protocol EntrySealer: AnyObject {
     func open(_ box: SealedBox, associatedData: [UInt8]) throws(SealingError) -> SecretBytes
     /// A keyed BLAKE2b digest that identifies a secret without revealing it.
     func fingerprint(_ plaintext: borrowing SecretBytes) throws(SealingError) -> [UInt8]
+    /// Opens a box and checks the value against its stored fingerprint; a
+    /// mismatch fails as `.authenticationFailed`, like a box that does not
+    /// open. One step, so an agent can answer it in one round trip.
+    func openVerified(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]) throws(SealingError) -> SecretBytes
+}
+
+extension EntrySealer {
+    public func openVerified(_ box: SealedBox, associatedData: [UInt8], fingerprint expected: [UInt8]) throws(SealingError) -> SecretBytes {
+        let secret = try open(box, associatedData: associatedData)
+        guard try Fingerprint.matches(self.fingerprint(secret), expected) else { throw .authenticationFailed }
+        return secret
+    }
+}
+
+/// Comparing fingerprints.
+public enum Fingerprint {
+    /// In constant time (`sodium_memcmp`); only the lengths are compared in
+    /// variable time.
+    public static func matches(_ actual: [UInt8], _ expected: [UInt8]) -> Bool {
+        guard actual.count == expected.count else { return false }
+        if actual.isEmpty { return true }
+        return actual.withUnsafeBytes { a in
+            expected.withUnsafeBytes { b in sodium_memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
+        }
+    }
 }
 
 /// The 32-byte vault key, with the subkeys derived from it (`crypto_kdf`,

@@ -60,18 +60,10 @@ public struct PreviousValue: Equatable, Sendable {
     public var fingerprintHex: String { Hex.encode(fingerprint) }
 }
 
-/// Lowercase hex, for ids and fingerprints shown to people.
-public enum Hex {
-    public static func encode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+/// An entry as read from the vault, still sealed.
+public struct SealedEntry {
+    let stored: StoredEntry
+    public var metadata: EntryMetadata { stored.metadata }
 }
 
 /// An opened entry: its metadata and its secret, which stays in guarded memory.

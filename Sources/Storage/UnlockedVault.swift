@@ -78,6 +78,12 @@ public final class UnlockedVault {
         }
     }
 
+    /// Opens an entry read before (Vault.sealedEntry); the seal binds it to
+    /// this vault, so a row of another vault fails like a tampered one.
+    public func open(_ sealed: SealedEntry) throws(StorageError) -> OpenedEntry {
+        try vault.mapErrors { OpenedEntry(metadata: sealed.metadata, secret: try openSecret(sealed.stored)) }
+    }
+
     /// Renames an entry. The name is bound into the seal, so the value is
     /// opened and sealed again under the new name, in one transaction.
     @discardableResult
@@ -230,14 +236,11 @@ public final class UnlockedVault {
     }
 
     private func openChecked(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8], name: String) throws -> SecretBytes {
-        let secret: SecretBytes
         do {
-            secret = try sealer.open(box, associatedData: associatedData)
+            return try sealer.openVerified(box, associatedData: associatedData, fingerprint: fingerprint)
         } catch .authenticationFailed, .invalidLength {
             throw StorageError.entryTampered(name: name)
         }
-        guard try sealer.fingerprint(secret) == fingerprint else { throw StorageError.entryTampered(name: name) }
-        return secret
     }
 
     private func associatedData(_ entryID: [UInt8], _ binding: EntryBinding) -> [UInt8] {

@@ -47,7 +47,9 @@ public final class Vault {
             try Schema.configure(connection)
             try Schema.ensureRollbackJournal(connection)
             // The header is checked before a migration may write.
-            _ = try loadHeader(path: path, connection: connection, expectedFormat: version)
+            let vault = try loadHeader(path: path, connection: connection, expectedFormat: version)
+            // Read once more only after a migration changed it.
+            guard version < Schema.currentVersion else { return vault }
             try Schema.migrate(connection, from: version)
             return try loadHeader(path: path, connection: connection, expectedFormat: Schema.currentVersion)
         }
@@ -200,6 +202,13 @@ public final class Vault {
 
     public func metadata(named name: String) throws(StorageError) -> EntryMetadata {
         try mapErrors { try storedEntry(named: name, on: connection).metadata }
+    }
+
+    /// An entry's row as stored, sealed value included: read once, checked
+    /// against the expiry policy, then opened (UnlockedVault.open(_:)), as
+    /// `keyseal header` does.
+    public func sealedEntry(named name: String) throws(StorageError) -> SealedEntry {
+        try mapErrors { SealedEntry(stored: try storedEntry(named: name, on: connection)) }
     }
 
     /// How long a value replaced by `rotate` is kept, so a rotation can be

@@ -47,7 +47,19 @@ struct Keyseal: ParsableCommand {
             Glibc.exit(Failure.exitCode(for: error))
         }
         do {
-            var command = try parseAsRoot(List.expandExpiringShorthand(Array(CommandLine.arguments.dropFirst())))
+            // Read from argv directly: CommandLine.arguments costs a
+            // noticeable part of header's time on first use (perf).
+            var arguments: [String] = []
+            arguments.reserveCapacity(Int(CommandLine.argc))
+            for index in 1..<Int(CommandLine.argc) {
+                arguments.append(CommandLine.unsafeArgv[index].map { String(cString: $0) } ?? "")
+            }
+            // The hot path skips argument-parser; anything unusual still goes through it.
+            if let request = HeaderFastPath.parse(arguments) {
+                try request.run()
+                return
+            }
+            var command = try parseAsRoot(List.expandExpiringShorthand(arguments))
             try command.run()
         } catch {
             // Help, --version and documented statuses keep argument-parser's

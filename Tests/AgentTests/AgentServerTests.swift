@@ -36,6 +36,41 @@ extension AgentTests {
             #expect(client.lastError == nil)
         }
 
+        /// Open verified (protocol 2): one round trip that opens a box and
+        /// checks the value's fingerprint in the agent. A wrong fingerprint
+        /// fails exactly like a box that does not open, and the connection
+        /// stays usable.
+        @Test func openVerifiedChecksTheFingerprintInTheAgent() throws {
+            let directory = try TemporaryDirectory()
+            let key = try VaultKey.generate()
+            let agent = try startAgent(in: directory, key: key)
+            defer { agent.finish() }
+            let client = try AgentClient.connect(socketPath: agent.socketPath)
+            let ad = Array("vault|entry|name".utf8)
+            let box = try key.seal(secret("pat_sentinel"), associatedData: ad)
+            let right = try key.fingerprint(secret("pat_sentinel"))
+
+            #expect(text(try client.openVerified(box, associatedData: ad, fingerprint: right)) == "pat_sentinel")
+            var wrong = right
+            wrong[0] ^= 1
+            #expect(throws: SealingError.authenticationFailed) {
+                _ = try client.openVerified(box, associatedData: ad, fingerprint: wrong)
+            }
+            #expect(client.lastError == .authenticationFailed)
+            #expect(throws: SealingError.authenticationFailed) {
+                _ = try client.openVerified(box, associatedData: ad, fingerprint: Array(right.prefix(8)))
+            }
+            #expect(throws: SealingError.authenticationFailed) {
+                _ = try client.openVerified(box, associatedData: ad + [0], fingerprint: right)
+            }
+            // The same answers as the key's own, step by step, gives.
+            #expect(text(try key.openVerified(box, associatedData: ad, fingerprint: right)) == "pat_sentinel")
+            #expect(throws: SealingError.authenticationFailed) {
+                _ = try key.openVerified(box, associatedData: ad, fingerprint: wrong)
+            }
+            #expect(text(try client.openVerified(box, associatedData: ad, fingerprint: right)) == "pat_sentinel")
+        }
+
         @Test func largestValueTheProtocolCarries() throws {
             let directory = try TemporaryDirectory()
             let key = try VaultKey.generate()

@@ -71,7 +71,7 @@ extension AgentTests {
             let key = try VaultKey.generate()
             let agent = try startAgent(in: directory, key: key)
             defer { agent.finish() }
-            for version: UInt8 in [0, 2, 255] {
+            for version: UInt8 in [0, AgentProtocol.version - 1, AgentProtocol.version + 1, 255] {
                 let other = try RawConnection(agent.socketPath)
                 other.send(frame([version, 1]))
                 let (answer, closed) = other.readUntilClosed(within: 3)

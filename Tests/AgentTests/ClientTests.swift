@@ -21,8 +21,9 @@ extension AgentTests {
 
         @Test func anAgentOfAnotherVersionIsReported() throws {
             let directory = try TemporaryDirectory()
-            let fake = try FakeAgent(path: directory.socket(), reply: frame([2, 3]))
-            #expect(throws: AgentError.versionMismatch(found: 2)) {
+            let older = AgentProtocol.version - 1
+            let fake = try FakeAgent(path: directory.socket(), reply: frame([older, 3]))
+            #expect(throws: AgentError.versionMismatch(found: older)) {
                 _ = try AgentClient.connect(socketPath: fake.path)
             }
             #expect(fake.waitUntilServed())
@@ -49,15 +50,15 @@ extension AgentTests {
             ("closed at once", [], .protocolError("the agent closed the connection")),
             ("half a length", [0, 0], .protocolError("the agent closed the connection")),
             ("short body", lengthPrefix(10) + [1, 0], .protocolError("the agent closed the connection")),
-            ("length 1", frame([1]), .protocolError("the agent sent a frame of 1 bytes")),
+            ("length 1", frame([v]), .protocolError("the agent sent a frame of 1 bytes")),
             ("length over maxFrame", lengthPrefix(AgentProtocol.maxFrame + 1), .protocolError("the agent sent a frame of 262145 bytes")),
-            ("unknown status", frame([1, 9]), .protocolError("the agent answered with unknown status 9")),
-            ("malformed status", frame([1, 2]), .protocolError("the agent refused the request as malformed")),
-            ("internal error", frame([1, 4]), .protocolError("the agent could not complete the request")),
-            ("ok without fields", frame([1, 0]), .protocolError("malformed hello reply from the agent")),
-            ("pid of 3 bytes", frame([1, 0] + field([1]) + field([0, 0, 0, 0, 0, 0, 0, 1]) + field([0, 0, 1])),
+            ("unknown status", frame([v, 9]), .protocolError("the agent answered with unknown status 9")),
+            ("malformed status", frame([v, 2]), .protocolError("the agent refused the request as malformed")),
+            ("internal error", frame([v, 4]), .protocolError("the agent could not complete the request")),
+            ("ok without fields", frame([v, 0]), .protocolError("malformed hello reply from the agent")),
+            ("pid of 3 bytes", frame([v, 0] + field([1]) + field([0, 0, 0, 0, 0, 0, 0, 1]) + field([0, 0, 1])),
              .protocolError("malformed hello reply from the agent")),
-            ("trailing field", frame([1, 0] + field([1]) + field([0, 0, 0, 0, 0, 0, 0, 1]) + field([0, 0, 0, 1]) + field([])),
+            ("trailing field", frame([v, 0] + field([1]) + field([0, 0, 0, 0, 0, 0, 0, 1]) + field([0, 0, 0, 1]) + field([])),
              .protocolError("malformed hello reply from the agent")),
         ]
 

@@ -138,7 +138,7 @@ struct AgentLifecycleTests {
     }
 
     /// A stand-in for an older keyseal's agent: listens on the socket,
-    /// answers every frame "unsupported version" in protocol version 2, and
+    /// answers every frame "unsupported version" in protocol version 1, and
     /// on SIGTERM removes its socket and exits (within 15 s anyway). Runs
     /// detached, with no inherited descriptor; prints its pid once listening.
     static let otherVersionAgent = """
@@ -186,7 +186,7 @@ struct AgentLifecycleTests {
             connection.settimeout(2)
             try:
                 connection.recv(4096)
-                connection.sendall(bytes([0, 0, 0, 2, 2, 3]))
+                connection.sendall(bytes([0, 0, 0, 2, 1, 3]))
             except OSError:
                 pass
             connection.close()
@@ -208,7 +208,7 @@ struct AgentLifecycleTests {
         let fake = try #require(Int32(started.out.trimmingCharacters(in: .whitespacesAndNewlines)), "\(started)")
         defer { if !ProcessState.isGone(fake) { kill(fake, SIGKILL) } }
         let answer = try Sandbox.json(try await sandbox.python3(AgentScripts.client, [socket, AgentScripts.hex(AgentScripts.hello)]))
-        try #require(answer["received"] as? String == "000000020203", "the stand-in does not answer: \(answer)")
+        try #require(answer["received"] as? String == "000000020103", "the stand-in does not answer: \(answer)")
 
         // Not used, not trusted: status says locked, header asks for a passphrase.
         let state = try await sandbox.status()

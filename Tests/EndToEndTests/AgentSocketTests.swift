@@ -67,11 +67,11 @@ struct AgentSocketTests {
                 "the socket's mode is \(String(info.st_mode, radix: 8))")
 
         // The client works: as root, the owner, it gets hello's answer
-        // (version 1, status ok) and the connection stays open.
+        // (our version, status ok) and the connection stays open.
         let own = try Sandbox.json(try await sandbox.python3(AgentScripts.client, [socket, hello]))
         #expect(own["connect"] as? String == "ok", "\(own)")
         #expect(own["end"] as? String == "frame", "\(own)")
-        #expect((own["received"] as? String)?.dropFirst(8).hasPrefix("0100") == true, "\(own)")
+        #expect((own["received"] as? String)?.dropFirst(8).hasPrefix(AgentScripts.hex([AgentScripts.version, 0])) == true, "\(own)")
         #expect(own["closed"] as? Bool == false, "\(own)")
 
         // 1. As set up: the 0700 directories keep nobody from the socket.
@@ -147,25 +147,38 @@ struct AgentSocketTests {
 
     /// A request, the exact answer it must get (hex, nil for none), and
     /// whether the agent must then close the connection.
+    private static let v = AgentScripts.version
+    /// A bare answer: our version and `status`, in hex.
+    private static func refusal(_ status: UInt8) -> String { AgentScripts.hex(AgentScripts.frame([v, status])) }
+
     static let badFrames: [(label: String, request: [UInt8], answer: String?, closed: Bool)] = [
-        ("garbage bytes", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), "000000020102", true),
-        ("a length of 0", [0, 0, 0, 0], "000000020102", true),
-        ("a length of 2^31", [0x80, 0, 0, 0, 1, 1], "000000020102", true),
-        ("a length of 2^32-1", [0xff, 0xff, 0xff, 0xff], "000000020102", true),
-        ("one byte over the 256 KiB limit", [0x00, 0x04, 0x00, 0x01, 1, 1], "000000020102", true),
-        ("a wrong version byte", AgentScripts.frame([2, 1]), "000000020103", true),
-        ("version 0", AgentScripts.frame([0, 1]), "000000020103", true),
-        ("an unknown opcode", AgentScripts.frame([1, 0x63]), "000000020102", true),
-        ("opcode 0", AgentScripts.frame([1, 0]), "000000020102", true),
-        ("a one-byte body", AgentScripts.frame([1]), "000000020102", true),
-        ("hello with a trailing byte", AgentScripts.frame([1, 1, 0]), "000000020102", true),
-        ("open with a field running past the end", AgentScripts.frame([1, 3, 0, 0, 0, 200, 1, 2]), "000000020102", true),
-        ("lock with a field", AgentScripts.frame([1, 5, 0, 0, 0, 0]), "000000020102", true),
-        ("seal with one field of two", AgentScripts.frame([1, 2, 0, 0, 0, 1, 0x41]), "000000020102", true),
-        ("open of a box that does not authenticate",
-         AgentScripts.frame([1, 3] + [0, 0, 0, 24] + [UInt8](repeating: 7, count: 24)
+        ("garbage bytes", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), refusal(2), true),
+        ("a length of 0", [0, 0, 0, 0], refusal(2), true),
+        ("a length of 2^31", [0x80, 0, 0, 0, 1, 1], refusal(2), true),
+        ("a length of 2^32-1", [0xff, 0xff, 0xff, 0xff], refusal(2), true),
+        ("one byte over the 256 KiB limit", [0x00, 0x04, 0x00, 0x01, 1, 1], refusal(2), true),
+        ("an older version byte", AgentScripts.frame([v - 1, 1]), refusal(3), true),
+        ("a newer version byte", AgentScripts.frame([v + 1, 1]), refusal(3), true),
+        ("version 0", AgentScripts.frame([0, 1]), refusal(3), true),
+        ("an unknown opcode", AgentScripts.frame([v, 0x63]), refusal(2), true),
+        ("opcode 0", AgentScripts.frame([v, 0]), refusal(2), true),
+        ("a one-byte body", AgentScripts.frame([v]), refusal(2), true),
+        ("hello with a trailing byte", AgentScripts.frame([v, 1, 0]), refusal(2), true),
+        ("open with a field running past the end", AgentScripts.frame([v, 3, 0, 0, 0, 200, 1, 2]), refusal(2), true),
+        ("lock with a field", AgentScripts.frame([v, 5, 0, 0, 0, 0]), refusal(2), true),
+        ("open verified without its fingerprint",
+         AgentScripts.frame([v, 6] + [0, 0, 0, 24] + [UInt8](repeating: 7, count: 24)
              + [0, 0, 0, 17] + [UInt8](repeating: 9, count: 17) + [0, 0, 0, 0]),
-         "000000020101", false),
+         refusal(2), true),
+        ("seal with one field of two", AgentScripts.frame([v, 2, 0, 0, 0, 1, 0x41]), refusal(2), true),
+        ("open of a box that does not authenticate",
+         AgentScripts.frame([v, 3] + [0, 0, 0, 24] + [UInt8](repeating: 7, count: 24)
+             + [0, 0, 0, 17] + [UInt8](repeating: 9, count: 17) + [0, 0, 0, 0]),
+         refusal(1), false),
+        ("open verified of a box that does not authenticate",
+         AgentScripts.frame([v, 6] + [0, 0, 0, 24] + [UInt8](repeating: 7, count: 24)
+             + [0, 0, 0, 17] + [UInt8](repeating: 9, count: 17) + [0, 0, 0, 0] + [0, 0, 0, 16] + [UInt8](repeating: 1, count: 16)),
+         refusal(1), false),
     ]
 
     @Test("malformed and oversized frames get a refusal, never crash the agent; it serves the next client after each")

@@ -272,8 +272,12 @@ print(json.dumps({"bytes": total, "mappings": mappings, "counts": counts}))
         return [UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff)] + body
     }
 
-    /// hello: version 1, opcode 1, no fields.
-    static let hello = frame([1, 1])
+    /// The agent protocol's version (AgentProtocol.version in
+    /// Sources/Agent/Protocol.swift), written out: a change must show here.
+    static let version: UInt8 = 2
+
+    /// hello: the version, opcode 1, no fields.
+    static let hello = frame([version, 1])
 }
 
 extension Sandbox {

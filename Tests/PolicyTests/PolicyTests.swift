@@ -37,6 +37,43 @@ import Testing
         #expect(throws: expected) { try HeaderTemplate(text) }
     }
 
+    @Test(arguments: [
+        ("Authorization: Bearer {secret}", "Bearer ", ""),
+        ("X-Key:   {secret}", "", ""),
+        ("X-Key: {{secret}}", "{", "}"),
+        ("X-Key: a{secret", nil, nil),
+        ("X-Key: v={secret}; x", "v=", "; x"),
+    ] as [(String, String?, String?)])
+    func valuePrefixAndSuffix(text: String, valuePrefix: String?, suffix: String?) throws {
+        guard let valuePrefix, let suffix else {
+            #expect(throws: HeaderTemplate.Invalid.placeholderCount(0)) { try HeaderTemplate(text) }
+            return
+        }
+        let template = try HeaderTemplate(text)
+        #expect(template.valuePrefix == valuePrefix)
+        #expect(template.suffix == suffix)
+    }
+
+    /// The byte scanner (written for speed) against the String algorithm it
+    /// replaced, over many random templates built from the characters that
+    /// matter: braces, the placeholder's letters, colons, spaces, tabs and
+    /// a non-ASCII letter.
+    @Test func byteScannerAgreesWithStringSplitting() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["{secret}", "{", "}", "secret", ":", " ", "\t", "X-Key", "a", "\u{E9}", "(", "{sec", "ret}"]
+        for _ in 0..<20_000 {
+            let text = (0..<Int.random(in: 0...6, using: &generator))
+                .map { _ in pieces.randomElement(using: &generator)! }.joined()
+            let expected = Result { () throws(HeaderTemplate.Invalid) in try ReferenceTemplate.parse(text) }
+            let actual = Result { () throws(HeaderTemplate.Invalid) in
+                let template = try HeaderTemplate(text)
+                return ReferenceTemplate.Parts(fieldName: template.fieldName, prefix: template.prefix,
+                                               suffix: template.suffix, valuePrefix: template.valuePrefix)
+            }
+            #expect(actual == expected, "\(text.debugDescription)")
+        }
+    }
+
     @Test func everyDefaultTemplateIsValid() throws {
         for kind in CredentialKind.allCases {
             _ = try HeaderTemplate(kind.defaultHeaderTemplate)
@@ -62,5 +99,30 @@ import Testing
     func formatsUTC(seconds: Int64, expected: String) {
         #expect(Timestamp.iso8601(seconds) == expected)
         #expect(Timestamp.date(seconds) == String(expected.prefix(10)))
+    }
+}
+
+/// HeaderTemplate's parsing as it was first written, with String.split: the
+/// model the byte scanner is checked against.
+enum ReferenceTemplate {
+    struct Parts: Equatable {
+        let fieldName: String
+        let prefix: String
+        let suffix: String
+        let valuePrefix: String
+    }
+
+    static func parse(_ text: String) throws(HeaderTemplate.Invalid) -> Parts {
+        guard let colon = text.firstIndex(of: ":") else { throw .missingColon }
+        let name = String(text[..<colon])
+        guard !name.isEmpty, name.utf8.allSatisfy(HeaderTemplate.isTokenCharacter) else { throw .badFieldName(name) }
+        let value = text[text.index(after: colon)...]
+        guard value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else { throw .badCharacter }
+        let placeholders = value.split(separator: "{secret}", omittingEmptySubsequences: false).count - 1
+        guard placeholders == 1 else { throw .placeholderCount(placeholders) }
+        let pieces = text.split(separator: "{secret}", omittingEmptySubsequences: false)
+        let prefix = String(pieces[0])
+        return Parts(fieldName: name, prefix: prefix, suffix: String(pieces[1]),
+                     valuePrefix: String(prefix[prefix.index(after: colon)...].drop(while: { $0 == " " || $0 == "\t" })))
     }
 }

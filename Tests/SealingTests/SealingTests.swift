@@ -44,6 +44,70 @@ func text(_ secret: borrowing SecretBytes) -> String {
     }
 }
 
+/// Short secrets live in reused one-page slots (GuardedSlots) rather than a
+/// fresh sodium_malloc each.
+@Suite struct GuardedSlotTests {
+    @Test func aReleasedSlotIsZeroedBeforeAnyoneGetsItAgain() throws {
+        // Take every kept slot and more, fill each, release all, then take
+        // them again: whichever slot comes back holds only zeros.
+        do {
+            var held: [SecretHolder] = []
+            for index in 0..<(GuardedSlots.kept + 4) {
+                var secret = try SecretBytes(count: GuardedSlots.capacity)
+                secret.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: UInt8(index % 200 + 1)) }
+                held.append(SecretHolder(secret))
+            }
+        }
+        for _ in 0..<(GuardedSlots.kept + 4) {
+            let secret = try SecretBytes(count: GuardedSlots.capacity)
+            #expect(secret.withUnsafeBytes { $0.allSatisfy { $0 == 0 } })
+            let slot = try #require(GuardedSlots.take())
+            let raw = UnsafeRawBufferPointer(start: slot, count: GuardedSlots.capacity)
+            #expect(raw.allSatisfy { $0 == 0 })
+            GuardedSlots.give(slot)
+        }
+    }
+
+    @Test(arguments: [0, 1, 64, GuardedSlots.capacity - 1, GuardedSlots.capacity, GuardedSlots.capacity + 1, 70_000])
+    func everySizeHoldsItsBytes(count: Int) throws {
+        var secret = try SecretBytes(count: count)
+        #expect(secret.count == count)
+        secret.withUnsafeMutableBytes { for index in $0.indices { $0[index] = UInt8(truncatingIfNeeded: index &* 7) } }
+        let copy = try secret.prefix(count)
+        let equal = copy.constantTimeEquals(secret)
+        #expect(equal)
+        let pattern = copy.withUnsafeBytes { bytes in bytes.indices.allSatisfy { bytes[$0] == UInt8(truncatingIfNeeded: $0 &* 7) } }
+        #expect(pattern)
+    }
+
+    /// Many threads taking and releasing at once: no slot is handed to two
+    /// owners (each owner's pattern survives its own checks).
+    @Test func concurrentOwnersNeverShareASlot() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for round in 0..<500 {
+                        let mark = UInt8(truncatingIfNeeded: worker * 31 + round)
+                        var secret = try SecretBytes(count: 100 + worker)
+                        secret.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: mark) }
+                        let intact = secret.withUnsafeBytes { $0.allSatisfy { $0 == mark } }
+                        if !intact { throw SlotShared() }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}
+
+private struct SlotShared: Error {}
+
+/// Holds a secret in an array (SecretBytes cannot be copied into one).
+private final class SecretHolder {
+    let secret: SecretBytes
+    init(_ secret: consuming SecretBytes) { self.secret = secret }
+}
+
 @Suite struct AEADTests {
     @Test func roundTrip() throws {
         let key = try SecretBytes.random(count: AEAD.keyLength)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Policy
+import Sealing
 import Storage
 
 struct Calendar: ParsableCommand {

@@ -30,10 +30,32 @@ struct Header: ParsableCommand {
     @OptionGroup var expiryOptions: ExpiryUseOptions
 
     func run() throws {
+        try request.run()
+    }
+
+    var request: HeaderRequest {
+        HeaderRequest(location: vaultOptions.location, unlock: unlockOptions.method, name: name, format: format,
+                      refuseExpired: expiryOptions.refuseExpired)
+    }
+}
+
+/// What `keyseal header` was asked, as plain values: argument-parser fills it
+/// through Header, the fast path (HeaderFastPath) directly.
+struct HeaderRequest: Equatable {
+    var location: VaultLocation
+    var unlock: UnlockMethod
+    var name: String
+    var format: HeaderFormat = .line
+    var refuseExpired = false
+
+    func run() throws {
         try Failure.report {
-            let unlocked = try EntryAccess.unlockForUse(vaultOptions, unlockOptions, names: [name],
-                                                        refuseExpired: expiryOptions.refuseExpired)
-            let entry = try unlocked.open(name)
+            let vault = try location.open()
+            // One read of the row: checked against the policy (a refusal
+            // comes before any passphrase prompt), then opened.
+            let sealed = try vault.sealedEntry(named: name)
+            try ExpiryReport(vault: vault).checkBeforeUse(sealed.metadata, refuseExpired: refuseExpired)
+            let entry = try unlock.unlock(vault).open(sealed)
             let template = try StoredTemplate.parse(entry.metadata)
             if format == .json && !entry.secret.isValidUTF8 {
                 throw CLIError(.usage, "the secret of \(name.debugDescription) is not UTF-8 text, which JSON cannot carry",

@@ -12,6 +12,23 @@ struct VaultOptions: ParsableArguments {
         valueName: "path"))
     var vault: String?
 
+    var location: VaultLocation { VaultLocation(vault: vault) }
+
+    var path: String {
+        get throws(CLIError) { try location.path }
+    }
+
+    func open() throws -> Vault {
+        try location.open()
+    }
+}
+
+/// The vault a command names, resolved. A plain value, so the `header` fast
+/// path can build it without argument-parser (HeaderFastPath).
+struct VaultLocation: Equatable {
+    /// --vault, when given.
+    var vault: String?
+
     var path: String {
         get throws(CLIError) {
             if let vault {
@@ -44,12 +61,32 @@ struct UnlockOptions: ParsableArguments {
         valueName: "n"))
     var passphraseFD: Int32?
 
+    @Flag(help: "Do not use a running unlock agent.")
+    var noAgent = false
+
+    var method: UnlockMethod { UnlockMethod(passphraseFD: passphraseFD, noAgent: noAgent) }
+
+    func passphrase(prompt: String = "Passphrase: ") throws -> SecretBytes {
+        try method.passphrase(prompt: prompt)
+    }
+
+    func unlock(_ vault: Vault) throws -> UnlockedVault {
+        try method.unlock(vault)
+    }
+
+    func unlockLocally(_ vault: Vault) throws -> UnlockedVault {
+        try method.unlockLocally(vault)
+    }
+}
+
+/// The unlock options, resolved: a plain value, like VaultLocation.
+struct UnlockMethod: Equatable {
+    var passphraseFD: Int32?
+    var noAgent = false
+
     func passphrase(prompt: String = "Passphrase: ") throws -> SecretBytes {
         try PassphraseSource.resolve(fd: passphraseFD).read(prompt: prompt)
     }
-
-    @Flag(help: "Do not use a running unlock agent.")
-    var noAgent = false
 
     func unlock(_ vault: Vault) throws -> UnlockedVault {
         if !noAgent, let client = try AgentConnection.find(for: vault) {
