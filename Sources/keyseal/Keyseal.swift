@@ -47,19 +47,12 @@ struct Keyseal: ParsableCommand {
             Glibc.exit(Failure.exitCode(for: error))
         }
         do {
-            // Read from argv directly: CommandLine.arguments costs a
-            // noticeable part of header's time on first use (perf).
-            var arguments: [String] = []
-            arguments.reserveCapacity(Int(CommandLine.argc))
-            for index in 1..<Int(CommandLine.argc) {
-                arguments.append(CommandLine.unsafeArgv[index].map { String(cString: $0) } ?? "")
-            }
             // The hot path skips argument-parser; anything unusual still goes through it.
-            if let request = HeaderFastPath.parse(arguments) {
+            if let request = HeaderFastPath.parse(argc: Int(CommandLine.argc), argv: CommandLine.unsafeArgv) {
                 try request.run()
                 return
             }
-            var command = try parseAsRoot(List.expandExpiringShorthand(arguments))
+            var command = try parseAsRoot(List.expandExpiringShorthand(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch {
             // Help, --version and documented statuses keep argument-parser's

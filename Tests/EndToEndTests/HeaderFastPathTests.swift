@@ -1,12 +1,22 @@
 import ArgumentParser
 import Testing
 @testable import keyseal
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `keyseal header` is read by hand (HeaderFastPath) to skip argument-parser's
 /// start-up cost. These tests hold the two readers to one meaning: whatever
 /// the fast path accepts, argument-parser reads the same way; whatever it
 /// declines goes to argument-parser, which keeps its messages.
 @Suite struct HeaderFastPathTests {
+    /// The fast path as main calls it: on a C argv, program name first.
+    func viaFastPath(_ arguments: [String]) -> HeaderRequest? {
+        let argv = (["keyseal"] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        return argv.withUnsafeBufferPointer { HeaderFastPath.parse(argc: argv.count - 1, argv: $0.baseAddress!) }
+    }
+
     /// What argument-parser makes of a command line, as a header request.
     func viaArgumentParser(_ arguments: [String]) -> HeaderRequest? {
         (try? Keyseal.parseAsRoot(arguments) as? Header)?.request
@@ -23,7 +33,7 @@ import Testing
         ["header", "--vault=-v.db", "api"],
     ])
     func commonFormsTakeTheFastPath(arguments: [String]) throws {
-        let fast = try #require(HeaderFastPath.parse(arguments))
+        let fast = try #require(viaFastPath(arguments))
         #expect(fast == viaArgumentParser(arguments))
     }
 
@@ -51,7 +61,7 @@ import Testing
         ["--vault", "v.db", "header", "api"],
     ])
     func anythingElseGoesToArgumentParser(arguments: [String]) {
-        #expect(HeaderFastPath.parse(arguments) == nil)
+        #expect(viaFastPath(arguments) == nil)
     }
 
     /// Random command lines from header's own words and a few that are not:
@@ -67,7 +77,7 @@ import Testing
             let arguments = ["header"] + (0..<Int.random(in: 0...6, using: &generator)).map { _ in
                 words.randomElement(using: &generator)!
             }
-            guard let fast = HeaderFastPath.parse(arguments) else { continue }
+            guard let fast = viaFastPath(arguments) else { continue }
             taken += 1
             #expect(fast == viaArgumentParser(arguments), "\(arguments)")
         }

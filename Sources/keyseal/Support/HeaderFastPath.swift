@@ -1,16 +1,22 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `keyseal header NAME [options]` read without argument-parser.
 ///
 /// argument-parser builds and reflects over the whole command tree on every
 /// start; for `header`, the call that sits in front of every curl, that was
 /// most of the process's own time (perf, docs/PERFORMANCE.md). This reader
-/// accepts only the plain spellings of header's own options and answers nil
+/// works on argv itself (even a Swift array of the arguments costs a
+/// measurable share of a run: its generic metadata is made on first use),
+/// accepts only the plain spellings of header's own options, and answers nil
 /// for anything else (help, `--`, an unknown or repeated option, a missing
 /// value), which then goes through argument-parser as before, with its
 /// messages. A test compares the two readers over a corpus of command lines.
 enum HeaderFastPath {
-    /// The request `arguments` (without the program name) make, or nil.
-    static func parse(_ arguments: [String]) -> HeaderRequest? {
-        guard arguments.first == "header" else { return nil }
+    /// The request `argv[1..<argc]` make, or nil.
+    static func parse(argc: Int, argv: UnsafePointer<UnsafeMutablePointer<CChar>?>) -> HeaderRequest? {
+        guard argc >= 2, let command = argv[1], strcmp(command, "header") == 0 else { return nil }
         var vault: String?
         var passphraseFD: Int32?
         var format: HeaderFormat?
@@ -18,30 +24,34 @@ enum HeaderFastPath {
         var refuseExpired = false
         var name: String?
 
-        var index = 1
+        var index = 2
         // The value of an option: inline after "=", or the next argument,
-        // which must not itself look like an option.
-        func value(_ argument: Substring, _ option: String) -> String?? {
-            if argument == option {
-                guard index < arguments.count else { return .some(nil) }
-                let next = arguments[index]
+        // which must not itself look like an option. nil: not this option;
+        // .some(nil): this option, without a usable value.
+        func value(_ argument: UnsafeMutablePointer<CChar>, _ option: StaticString) -> String?? {
+            let length = option.utf8CodeUnitCount
+            guard strncmp(argument, option.utf8Start, length) == 0 else { return nil }
+            switch argument[length] {
+            case 0:
+                guard index < argc, let next = argv[index] else { return .some(nil) }
                 index += 1
-                return next.hasPrefix("-") || next.isEmpty ? .some(nil) : next
+                return next[0] == 0x2D || next[0] == 0 ? .some(nil) : String(cString: next) // "-"
+            case 0x3D: // "="
+                return argument[length + 1] == 0 ? .some(nil) : String(cString: argument + length + 1)
+            default:
+                return nil
             }
-            guard argument.hasPrefix(option + "=") else { return nil }
-            let inline = String(argument.dropFirst(option.count + 1))
-            return inline.isEmpty ? .some(nil) : inline
         }
-        while index < arguments.count {
-            let argument = arguments[index][...]
+        while index < argc {
+            guard let argument = argv[index] else { return nil }
             index += 1
-            if !argument.hasPrefix("-") {
-                guard name == nil, !argument.isEmpty else { return nil }
-                name = String(argument)
-            } else if argument == "--no-agent" {
+            if argument[0] != 0x2D { // "-"
+                guard name == nil, argument[0] != 0 else { return nil }
+                name = String(cString: argument)
+            } else if strcmp(argument, "--no-agent") == 0 {
                 guard !noAgent else { return nil }
                 noAgent = true
-            } else if argument == "--refuse-expired" {
+            } else if strcmp(argument, "--refuse-expired") == 0 {
                 guard !refuseExpired else { return nil }
                 refuseExpired = true
             } else if let given = value(argument, "--vault") {
@@ -58,7 +68,6 @@ enum HeaderFastPath {
             }
         }
         guard let name else { return nil }
-
         return HeaderRequest(location: VaultLocation(vault: vault),
                              unlock: UnlockMethod(passphraseFD: passphraseFD, noAgent: noAgent),
                              name: name, format: format ?? .line, refuseExpired: refuseExpired)
