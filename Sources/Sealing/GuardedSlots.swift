@@ -3,15 +3,16 @@ import Synchronization
 
 /// A small cache of one-page guarded allocations for short secrets.
 ///
-/// `sodium_malloc` and `sodium_free` cost about 26 µs a pair on the machines
+/// `sodium_malloc` and `sodium_free` cost about 26 µs a pair on the machine
 /// keyseal is measured on (an mmap, three mprotects, madvise and mlock, then
-/// the reverse: scripts/bench, docs/PERFORMANCE.md), and `keyseal header`
-/// through the agent made a dozen of them on each side. A released slot is
+/// the reverse; a C loop, docs/PERFORMANCE.md), and `keyseal header` through
+/// the agent made about ten of them on each side of the socket. A released slot is
 /// zeroed at once and kept, still guarded and locked, for the next secret
 /// that fits, so a secret's memory is as guarded as before and nothing it
 /// held outlives its owner.
 enum GuardedSlots {
-    /// Bytes a slot holds: with libsodium's 16-byte canary, one page.
+    /// Bytes a slot holds: one page, less room for libsodium's 16-byte
+    /// canary (it shares the page) and some to spare.
     static let capacity = 4096 - 64
     /// Slots kept for reuse; more are freed.
     static let kept = 16
