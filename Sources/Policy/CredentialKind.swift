@@ -7,8 +7,8 @@ public enum CredentialKind: String, CaseIterable, Sendable {
     case pat
     /// Any bearer token stored as it is.
     case token
-    /// An API key exchanged for short-lived bearer tokens (reserved: the
-    /// exchange itself comes later).
+    /// An API key exchanged for bearer tokens (Immuta's
+    /// /bim/apikey/authenticate); the token is what is sent.
     case bearer
 
     public static let secretPlaceholder = "{secret}"
@@ -21,5 +21,5 @@ public enum CredentialKind: String, CaseIterable, Sendable {
     }
 
     /// Kinds a user can store today.
-    public static let storable: [CredentialKind] = [.apiKey, .pat, .token]
+    public static let storable: [CredentialKind] = [.apiKey, .pat, .token, .bearer]
 }

@@ -75,6 +75,13 @@ public struct ServiceURL: Equatable, Sendable {
         self.path = path
     }
 
+    /// 127.0.0.0/8, ::1 or localhost: where plain http stays on this machine.
+    public var isLoopback: Bool {
+        if host == "localhost" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
     /// scheme://host[:port], the origin a token is bound to.
     public var origin: String { "\(scheme)://\(host)" + (port.map { ":\($0)" } ?? "") }
 

@@ -61,7 +61,7 @@ public struct SecretBytes: ~Copyable {
         }
     }
 
-    public func withUnsafeBytes<R, E: Error>(
+    public func withUnsafeBytes<R: ~Copyable, E: Error>(
         _ body: (UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {
         try body(UnsafeRawBufferPointer(start: base, count: count))

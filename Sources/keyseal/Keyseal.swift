@@ -23,13 +23,14 @@ struct Keyseal: ParsableCommand {
             master passphrase. Exit status: 0 success, 1 failure, 2 expired entry \
             refused (check: 1 expiring, 2 expired, 3 check failed), 64 bad usage or \
             input, 65 damaged or altered vault, 66 no such vault or entry, 69 curl \
-            not found, 73 already exists, 77 cannot unlock, 126 command cannot \
-            run, 127 command not found; curl and run otherwise exit with the \
-            status of the program they run. See keyseal(1).
+            not found or a server unreachable, 73 already exists, 76 unexpected \
+            answer from a server, 77 cannot unlock or API key refused, 126 \
+            command cannot run, 127 command not found; curl and run otherwise exit \
+            with the status of the program they run. See keyseal(1).
             """,
         version: version,
         subcommands: [
-            Init.self, Add.self, Header.self, Curl.self, Run.self, Get.self, List.self, Show.self,
+            Init.self, Add.self, Header.self, Curl.self, Run.self, Login.self, Get.self, List.self, Show.self,
             Check.self, Calendar.self, Config.self,
             Edit.self, Rename.self, Rotate.self, Remove.self,
             Unlock.self, Lock.self, Status.self, Passwd.self, Key.self, AgentProcess.self, Completions.self,

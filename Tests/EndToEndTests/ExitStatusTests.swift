@@ -323,7 +323,7 @@ struct ExitStatusTests {
     }
 
     @Test("64 for an unknown --kind, listing the known ones, the vault untouched",
-          arguments: ["nope", "bearer", "PAT", "", "api_key"])
+          arguments: ["nope", "Bearer", "PAT", "", "api_key"])
     func unknownKind(_ kind: String) async throws {
         let sandbox = try Sandbox()
         try await sandbox.initVault()
@@ -332,7 +332,7 @@ struct ExitStatusTests {
         #expect(result.status == 64, "\(result)")
         #expect(result.stdout.isEmpty, "\(result)")
         #expect(result.err.contains("keyseal: error: unknown kind \"\(kind)\""), "\(result)")
-        #expect(result.err.contains("keyseal: hint: choose one of api-key, pat, token\n"), "\(result)")
+        #expect(result.err.contains("keyseal: hint: choose one of api-key, pat, token, bearer\n"), "\(result)")
         #expect(try sandbox.snapshot(sandbox.work) == before, "the vault changed")
     }
 

@@ -63,7 +63,7 @@ struct ExpiryWindowTests {
         (warned, check) = try await observe(sandbox, "soon")
         #expect(warned == soonWarning && check.status == 1, "\(warned)\n\(check)")
         let list = try await sandbox.ks(["config", "list"])
-        #expect(list.status == 0 && list.out == "warn-within=14d (default)\nrefuse-expired=false (default)\nagent-timeout=15m (default)\n", "\(list)")
+        #expect(list.status == 0 && list.out == "warn-within=14d (default)\nrefuse-expired=false (default)\nagent-timeout=15m (default)\nexchange-timeout=10s (default)\n", "\(list)")
     }
 
     @Test("add --warn-within 30d sets the entry's window at creation; list --json shows it in seconds")

@@ -13,9 +13,10 @@ tokens.
 Secrets are sealed with libsodium in one SQLite file, unlocked by a master
 passphrase. Exit status: 0 success, 1 failure, 2 expired entry refused (check:
 1 expiring, 2 expired, 3 check failed), 64 bad usage or input, 65 damaged or
-altered vault, 66 no such vault or entry, 69 curl not found, 73 already exists,
-77 cannot unlock, 126 command cannot run, 127 command not found; curl and run
-otherwise exit with the status of the program they run. See keyseal(1).
+altered vault, 66 no such vault or entry, 69 curl not found or a server
+unreachable, 73 already exists, 76 unexpected answer from a server, 77 cannot
+unlock or API key refused, 126 command cannot run, 127 command not found; curl
+and run otherwise exit with the status of the program they run. See keyseal(1).
 
 USAGE: keyseal <subcommand>
 
@@ -32,6 +33,8 @@ SUBCOMMANDS:
                           command line.
   run                     Run a command with secrets in its environment, and
                           only in its.
+  login                   Exchange a bearer entry's API key for a token, to
+                          check that it works.
   get                     Print an entry's raw secret, for scripts.
   list, ls                List entries with their expiry state (metadata only;
                           no passphrase needed).

@@ -99,6 +99,13 @@ final class LoopbackServer {
         process.waitUntilExit()
     }
 
+    /// How the bearer exchange endpoint answers from now on (see the script).
+    func setExchange(key: String, mode: String = "ok") throws {
+        let object = try JSONSerialization.data(withJSONObject: ["key": key, "mode": mode])
+        try object.write(to: URL(fileURLWithPath: directory + "/exchange.json.tmp"))
+        _ = rename(directory + "/exchange.json.tmp", directory + "/exchange.json")
+    }
+
     /// Every request received so far, oldest first.
     func requests() throws -> [RecordedRequest] {
         let text = try String(contentsOfFile: logPath, encoding: .utf8)
@@ -174,6 +181,8 @@ final class LoopbackServer {
                 record = {"method": self.command, "path": self.path, "headers": headers, "body": body.hex()}
                 with lock, open(log_path, "a") as log:
                     log.write(json.dumps(record) + "\n")
+                if self.command == "POST" and urllib.parse.urlsplit(self.path).path.endswith("/bim/apikey/authenticate"):
+                    return self.exchange(body)
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 delay = int(query.get("delay", ["0"])[0])
                 if delay:
@@ -185,7 +194,50 @@ final class LoopbackServer {
                 self.end_headers()
                 self.wfile.write(payload)
 
+            # Immuta's bearer exchange, as exchange.json beside the log says:
+            # {"key": the API key it accepts, "mode": ok | false | 401 |
+            # 401-region | 500 | garbage | hang}; tokens are tok-1, tok-2, ...
+            def exchange(self, body):
+                global issued
+                try:
+                    with open(os.path.join(os.path.dirname(log_path), "exchange.json")) as f:
+                        setup = json.load(f)
+                except OSError:
+                    setup = {}
+                mode = setup.get("mode", "ok")
+                try:
+                    sent = json.loads(body).get("apikey")
+                except ValueError:
+                    sent = None
+                if mode == "hang":
+                    time.sleep(30)
+                    return
+                if mode == "ok" and sent != setup.get("key", sent):
+                    mode = "401"
+                if mode == "ok":
+                    with lock:
+                        issued += 1
+                        token = "tok-%d" % issued
+                    status, payload = 200, json.dumps({"authenticated": True, "token": token}).encode()
+                elif mode == "false":
+                    status, payload = 200, b'{"authenticated": false}'
+                elif mode == "401":
+                    status, payload = 401, b'{"authenticated": false}'
+                elif mode == "401-region":
+                    status, payload = 401, b'{"message":"Not authenticated."}'
+                elif mode == "500":
+                    status, payload = 500, b"Internal Server Error"
+                else:
+                    status, payload = 200, b"<html>not json</html>"
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+        issued = 0
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True

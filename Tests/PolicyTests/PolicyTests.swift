@@ -80,7 +80,8 @@ import Testing
         }
         #expect(CredentialKind.apiKey.defaultHeaderTemplate == "Authorization: {secret}")
         #expect(CredentialKind.pat.defaultHeaderTemplate == "Authorization: Bearer {secret}")
-        #expect(!CredentialKind.storable.contains(.bearer))
+        #expect(CredentialKind.bearer.defaultHeaderTemplate == "Authorization: Bearer {secret}")
+        #expect(CredentialKind.storable == CredentialKind.allCases)
     }
 }
 

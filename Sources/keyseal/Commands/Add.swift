@@ -21,7 +21,7 @@ struct Add: ParsableCommand {
     @Argument(help: "The entry's name, for example immuta-prod.")
     var name: String
 
-    @Option(help: ArgumentHelp("api-key (sent as it is), pat or token (sent as Bearer).", valueName: "kind"))
+    @Option(help: ArgumentHelp("api-key (sent as it is), pat or token (sent as Bearer), or bearer (an Immuta API key exchanged for a token; needs --url).", valueName: "kind"))
     var kind: String = CredentialKind.token.rawValue
 
     @Option(name: .customLong("header"), help: ArgumentHelp(
@@ -58,6 +58,7 @@ struct Add: ParsableCommand {
                 try WindowInput.parse($0, policy: ExpiryPolicy(now: Vault.currentTime(), zone: SystemZone()))
             }
             try EntryName.validate(name)
+            try FieldInput.checkKind(fields, name: name)
             let vault = try vaultOptions.open()
             // Say so before the user pastes a secret and types a passphrase.
             if (try? vault.metadata(named: name)) != nil { throw StorageError.entryExists(name: name) }

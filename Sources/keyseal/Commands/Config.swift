@@ -11,7 +11,8 @@ struct Config: ParsableCommand {
             entry's own --warn-within wins over it), refuse-expired (true: \
             header, get, curl and run refuse an expired entry, exit 2) and \
             agent-timeout (how long keyseal unlock keeps the key without use, \
-            default 15m).
+            default 15m) and exchange-timeout (how long a bearer entry's API \
+            key exchange may take, 1s to 5m, default 10s).
               keyseal config set warn-within 7d
               keyseal config set refuse-expired true
             """,
@@ -32,6 +33,12 @@ extension VaultSetting: ExpressibleByArgument {
             return text
         case .agentTimeout:
             return String(try AgentTime.parse(text))
+        case .exchangeTimeout:
+            let seconds = try AgentTime.parse(text)
+            guard BearerExchange.timeoutRange.contains(seconds) else {
+                throw CLIError(.usage, "exchange-timeout must be between 1s and 5m, not \(text.debugDescription)")
+            }
+            return String(seconds)
         }
     }
 
@@ -40,7 +47,7 @@ extension VaultSetting: ExpressibleByArgument {
         switch self {
         case .warnWithin: Int64(stored).map(WindowInput.describe) ?? stored
         case .refuseExpired: stored
-        case .agentTimeout: Int64(stored).map(AgentTime.describe) ?? stored
+        case .agentTimeout, .exchangeTimeout: Int64(stored).map(AgentTime.describe) ?? stored
         }
     }
 
@@ -49,6 +56,7 @@ extension VaultSetting: ExpressibleByArgument {
         case .warnWithin: WindowInput.describe(ExpiryPolicy.defaultWindow)
         case .refuseExpired: "false"
         case .agentTimeout: AgentTime.describe(AgentTime.defaultTimeout)
+        case .exchangeTimeout: AgentTime.describe(BearerExchange.defaultTimeout)
         }
     }
 }

@@ -52,7 +52,8 @@ struct Curl: ParsableCommand {
             try ExpiryReport(vault: vault).checkBeforeUse(metadata, refuseExpired: expiryOptions.refuseExpired)
             let unlocked = try unlockOptions.unlock(vault)
             let entry = try unlocked.open(name)
-            let config = try HeaderRenderer.render(try StoredTemplate.parse(entry.metadata), secret: entry.secret, as: .curl)
+            let template = try StoredTemplate.parse(entry.metadata)
+            let config = try EntryValue.use(entry, vault: vault) { secret in try HeaderRenderer.render(template, secret: secret, as: .curl) }
             let descriptor = try ConfigPipe.fill(with: config)
             let status = Launcher.exec(
                 // -q first: no ~/.curlrc, which could add a proxy or a URL.

@@ -32,7 +32,7 @@ struct Edit: ParsableCommand {
     @Option(name: .customLong("header"), help: ArgumentHelp("A new header template with one {secret}.", valueName: "template"))
     var headerTemplate: String?
 
-    @Option(help: ArgumentHelp("A new kind: api-key, pat or token.", valueName: "kind"))
+    @Option(help: ArgumentHelp("A new kind: api-key, pat, token or bearer.", valueName: "kind"))
     var kind: String?
 
     @Option(help: ArgumentHelp("This entry's warning window (7d, 2w), or \"default\" for the vault's; needs no passphrase.",
@@ -56,7 +56,7 @@ struct Edit: ParsableCommand {
                     : try WindowInput.parse(text, policy: ExpiryPolicy(now: Vault.currentTime(), zone: SystemZone()))
             }
             let vault = try vaultOptions.open()
-            _ = try vault.metadata(named: name)
+            let current = try vault.metadata(named: name)
             // The warning window is not sealed: alone, it changes without the
             // key; with other changes, only once the vault has unlocked.
             guard resealing else {
@@ -64,8 +64,7 @@ struct Edit: ParsableCommand {
                 Output.info("updated \(name.debugDescription)")
                 return
             }
-            let unlocked = try unlockOptions.unlock(vault)
-            try unlocked.update(name, warnWithin: newWindow) { fields in
+            func apply(_ fields: inout EntryFields) {
                 if let description { fields.description = description }
                 if let newExpiry { fields.expiresAt = newExpiry }
                 if let newURL { fields.url = newURL }
@@ -78,6 +77,11 @@ struct Edit: ParsableCommand {
                 }
                 if let newTemplate { fields.headerTemplate = newTemplate }
             }
+            var edited = current.fields
+            apply(&edited)
+            try FieldInput.checkKind(edited, name: name)
+            let unlocked = try unlockOptions.unlock(vault)
+            try unlocked.update(name, warnWithin: newWindow, apply)
             Output.info("updated \(name.debugDescription)")
         }
     }

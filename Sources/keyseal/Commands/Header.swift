@@ -57,11 +57,13 @@ struct HeaderRequest: Equatable {
             try ExpiryReport(vault: vault).checkBeforeUse(sealed.metadata, refuseExpired: refuseExpired)
             let entry = try unlock.unlock(vault).open(sealed)
             let template = try StoredTemplate.parse(entry.metadata)
-            if format == .json && !entry.secret.isValidUTF8 {
-                throw CLIError(.usage, "the secret of \(name.debugDescription) is not UTF-8 text, which JSON cannot carry",
-                               hint: "use --format line or curl")
+            try EntryValue.use(entry, vault: vault) { secret in
+                if format == .json && !secret.isValidUTF8 {
+                    throw CLIError(.usage, "the secret of \(name.debugDescription) is not UTF-8 text, which JSON cannot carry",
+                                   hint: "use --format line or curl")
+                }
+                try Output.secret(HeaderRenderer.render(template, secret: secret, as: format))
             }
-            try Output.secret(HeaderRenderer.render(template, secret: entry.secret, as: format))
         }
     }
 }

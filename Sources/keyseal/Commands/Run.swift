@@ -84,12 +84,15 @@ struct Run: ParsableCommand {
         var builder = try SecretBuilder(capacity: capacity)
         for pair in pairs {
             let entry = try vault.open(pair.entry)
-            if entry.secret.containsAny(of: [0]) {
-                throw CLIError(.data, "entry \(pair.entry.debugDescription) holds a NUL byte, which no environment can carry")
+            // A bearer entry's variable holds a token, like its header.
+            try EntryValue.use(entry, vault: vault.vault) { secret in
+                if secret.containsAny(of: [0]) {
+                    throw CLIError(.data, "entry \(pair.entry.debugDescription) holds a NUL byte, which no environment can carry")
+                }
+                builder.append(pair.variable + "=")
+                builder.append(secret, escaping: .none)
+                builder.append("\0")
             }
-            builder.append(pair.variable + "=")
-            builder.append(entry.secret, escaping: .none)
-            builder.append("\0")
         }
         return try builder.finish()
     }

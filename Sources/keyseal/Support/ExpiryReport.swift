@@ -10,6 +10,8 @@ enum VaultSetting: String, CaseIterable {
     case refuseExpired = "refuse-expired"
     /// The unlock agent's idle timeout in seconds (set as 15m, 2h).
     case agentTimeout = "agent-timeout"
+    /// How long an API key exchange may take, in seconds (set as 10s, 1m).
+    case exchangeTimeout = "exchange-timeout"
 }
 
 /// `--refuse-expired` for the commands that use a secret.

@@ -22,9 +22,14 @@ enum ExitStatus: Int32 {
     case notFound = 66
     /// The vault or entry already exists: EX_CANTCREAT.
     case exists = 73
-    /// A program keyseal needs (curl) is not installed: EX_UNAVAILABLE.
+    /// A program keyseal needs (curl) is not installed, or a server could
+    /// not be reached (down, TLS failure, timeout): EX_UNAVAILABLE.
     case unavailable = 69
-    /// The vault could not be unlocked: wrong passphrase, or no way to ask: EX_NOPERM.
+    /// A server's answer to the API key exchange was not what keyseal
+    /// expects (an HTTP error, JSON without a token): EX_PROTOCOL.
+    case protocolError = 76
+    /// The vault could not be unlocked (wrong passphrase, or no way to ask),
+    /// or a server refused an entry's API key: EX_NOPERM.
     case unlock = 77
     /// `run`: the command was found but could not be executed (as env(1)).
     case cannotExecute = 126

@@ -8,10 +8,23 @@ enum FieldInput {
     static func kind(_ text: String) throws -> CredentialKind {
         guard let kind = CredentialKind(rawValue: text), CredentialKind.storable.contains(kind) else {
             let names = CredentialKind.storable.map(\.rawValue).joined(separator: ", ")
-            let reserved = text == CredentialKind.bearer.rawValue ? " (bearer, the API-key exchange, is not built yet)" : ""
-            throw CLIError(.usage, "unknown kind \(text.debugDescription)\(reserved)", hint: "choose one of \(names)")
+            throw CLIError(.usage, "unknown kind \(text.debugDescription)", hint: "choose one of \(names)")
         }
         return kind
+    }
+
+    /// A bearer entry's API key is exchanged at its base URL: it needs one,
+    /// https, or http to a loopback address.
+    static func checkKind(_ fields: EntryFields, name: String) throws {
+        guard fields.kind == CredentialKind.bearer.rawValue else { return }
+        guard let text = fields.url, let base = try? ServiceURL(text) else {
+            throw CLIError(.usage, "a bearer entry needs the base URL its API key is exchanged at",
+                           hint: "add --url https://immuta.example.com")
+        }
+        guard base.scheme == "https" || base.isLoopback else {
+            throw CLIError(.usage, "\(base.origin) is plain http: keyseal sends an API key over http only to a loopback address",
+                           hint: "use https://")
+        }
     }
 
     static func headerTemplate(_ text: String) throws -> String {

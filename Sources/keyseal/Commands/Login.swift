@@ -1,0 +1,38 @@
+import ArgumentParser
+import Policy
+import Storage
+
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "login",
+        abstract: "Exchange a bearer entry's API key for a token, to check that it works.",
+        discussion: """
+            POST <url>/bim/apikey/authenticate with the entry's API key (through \\
+            curl, the key on its stdin). header, curl and run do the same for a \\
+            bearer entry each time; login reports the outcome and prints no token. \\
+            Exit status: 0 a token was issued, 77 the key was refused, 69 the \\
+            server could not be reached (or TLS failed, or it timed out), 76 its \\
+            answer was not the expected JSON.
+            """)
+
+    @OptionGroup var vaultOptions: VaultOptions
+    @OptionGroup var unlockOptions: UnlockOptions
+
+    @Argument(help: "The bearer entry's name.")
+    var name: String
+
+    func run() throws {
+        try Failure.report {
+            let vault = try vaultOptions.open()
+            let metadata = try vault.metadata(named: name)
+            guard metadata.fields.kind == CredentialKind.bearer.rawValue else {
+                throw CLIError(.usage, "\(name.debugDescription) is a \(metadata.fields.kind) entry; only bearer entries hold an API key to exchange",
+                               hint: "store the key with keyseal add NAME --kind bearer --url https://immuta.example.com")
+            }
+            let base = try BearerExchange.baseURL(of: metadata)
+            let entry = try unlockOptions.unlock(vault).open(name)
+            let length = try EntryValue.use(entry, vault: vault) { token in token.count }
+            Output.info("\(base.origin) accepted the API key of \(name.debugDescription) and issued a bearer token (\(length) bytes)")
+        }
+    }
+}

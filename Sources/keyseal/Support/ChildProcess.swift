@@ -1,0 +1,114 @@
+import Sealing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program to completion with its stdin fed from guarded memory and
+/// its stdout read into guarded memory: for the bearer exchange, where curl
+/// is the transport and both the request body (the API key) and the answer
+/// (the token) are secrets. Its stderr is read as text, capped, for error
+/// messages. Unlike Launcher, keyseal stays: it has to read the answer.
+struct ChildProcess {
+    struct Result: ~Copyable {
+        /// The exit status, or 128 + the signal that ended it.
+        let status: Int32
+        let output: SecretBytes
+        /// True when the program wrote more than `maxOutput` bytes (the
+        /// rest was read and dropped).
+        let outputTruncated: Bool
+        let errorText: String
+    }
+
+    /// `arguments` includes argv[0]. The program gets `input` on stdin, then
+    /// end of file; at most `maxOutput` bytes of its stdout are kept.
+    static func run(
+        _ path: String, arguments: [String], environment: [String],
+        input: borrowing SecretBytes, maxOutput: Int
+    ) throws -> Result {
+        var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
+        guard pipe(&stdinPipe) == 0, pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else {
+            for fd in stdinPipe + stdoutPipe + stderrPipe where fd >= 0 { close(fd) }
+            throw CLIError(.failure, "cannot make pipes for \(arguments[0]): \(String(cString: strerror(errno)))")
+        }
+        // Our ends must not leak into the child (one thread: no race).
+        for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { posix_spawn_file_actions_addclose(&actions, fd) }
+
+        var argv = arguments.map { strdup($0) } + [nil]
+        var envp = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, path, &actions, nil, &argv, &envp)
+        for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { close(fd) }
+        guard spawned == 0 else {
+            for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { close(fd) }
+            throw CLIError(.failure, "cannot run \(path): \(String(cString: strerror(spawned)))")
+        }
+
+        // The body is small (well under a pipe's 64 KiB), so it is written
+        // whole before anything is read; SIGPIPE would end keyseal if the
+        // child closed stdin early, so a short write is simply given up.
+        signal(SIGPIPE, SIG_IGN)
+        input.withUnsafeBytes { bytes in
+            var written = 0
+            while written < bytes.count {
+                let count = write(stdinPipe[1], bytes.baseAddress! + written, bytes.count - written)
+                if count > 0 { written += count } else if count < 0 && errno == EINTR { continue } else { break }
+            }
+        }
+        close(stdinPipe[1])
+
+        var output = try SecretBytes(count: maxOutput)
+        var outputLength = 0
+        var truncated = false
+        var errorBytes: [UInt8] = []
+        var open = [stdoutPipe[0], stderrPipe[0]]
+        // Stdout past the cap may still be secret: drained into guarded memory.
+        var drain = try SecretBytes(count: 4096)
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while !open.isEmpty {
+            var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if poll(&polled, nfds_t(polled.count), -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for entry in polled where entry.revents != 0 {
+                if entry.fd == stdoutPipe[0] {
+                    let room = maxOutput - outputLength
+                    let count: Int
+                    if room > 0 {
+                        let offset = outputLength
+                        count = output.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress! + offset, room) }
+                        if count > 0 { outputLength += count }
+                    } else {
+                        count = drain.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress!, $0.count) }
+                        if count > 0 { truncated = true }
+                    }
+                    if count == 0 || (count < 0 && errno != EINTR) { open.removeAll { $0 == entry.fd } }
+                } else {
+                    let count = scratch.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress!, $0.count) }
+                    if count > 0, errorBytes.count < 16_384 { errorBytes += scratch[0..<count] }
+                    if count == 0 || (count < 0 && errno != EINTR) { open.removeAll { $0 == entry.fd } }
+                }
+            }
+        }
+        close(stdoutPipe[0])
+        close(stderrPipe[0])
+
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+        let status = (waitStatus & 0x7F) == 0 ? (waitStatus >> 8) & 0xFF : 128 + (waitStatus & 0x7F)
+        return Result(status: status, output: try output.prefix(outputLength), outputTruncated: truncated,
+                      errorText: String(decoding: errorBytes, as: UTF8.self))
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+
+/// A `bearer` entry holds an Immuta API key; header, curl, run and login
+/// exchange it for a token at <url>/bim/apikey/authenticate, through the real
+/// curl, against the loopback server's implementation of that endpoint.
+@Suite("bearer entries: the API key exchanged for a token, through curl, against a loopback Immuta")
+struct BearerExchangeTests {
+    private func setUp(_ sandbox: Sandbox, _ server: LoopbackServer, key: String) async throws -> [RunResult] {
+        try server.setExchange(key: key)
+        return [try await sandbox.initVault(),
+                try await sandbox.add("immuta", secret: key, options: ["--kind", "bearer", "--url", server.origin + "/base"])]
+    }
+
+    private func ks(_ sandbox: Sandbox, _ arguments: [String]) async throws -> RunResult {
+        // --vault right after the subcommand: curl's arguments come after "--".
+        try await sandbox.run([arguments[0], "--vault", sandbox.vault] + arguments.dropFirst(), env: curlEnvironment)
+    }
+
+    private func exchanges(_ server: LoopbackServer) throws -> [RecordedRequest] {
+        try server.requests().filter { $0.path == "/base/bim/apikey/authenticate" }
+    }
+
+    @Test("header, curl, run and login exchange the key, and send only the token; the key travels in the body, never in argv")
+    func exchangeAndUse() async throws {
+        let sandbox = try Sandbox()
+        let server = try LoopbackServer(directory: sandbox.root + "/server")
+        defer { server.stop() }
+        let key = Sentinel.make("bearer-key")
+        var runs = try await setUp(sandbox, server, key: key)
+        #expect(runs.allSatisfy { $0.status == 0 }, "\(runs)")
+        let sampler = ProcSampler(secret: key) { view in view.arguments.first.map { $0.hasSuffix("curl") || $0.hasSuffix("keyseal") } ?? false }
+
+        let header = try await ks(sandbox, ["header", "immuta"])
+        let curl = try await ks(sandbox, ["curl", "immuta", "/data/connection/123", "--", "-sS"])
+        let run = try await sandbox.run(["run", "--vault", sandbox.vault, "--env", "TOKEN=immuta", "--", "/bin/sh", "-c", "printf %s \"$TOKEN\""],
+                                        env: curlEnvironment)
+        let login = try await ks(sandbox, ["login", "immuta"])
+        runs += [header, curl, run, login]
+        let report = sampler.stop()
+
+        #expect(header.status == 0 && header.out == "Authorization: Bearer tok-1\n" && header.stderr.isEmpty, "\(header)")
+        #expect(curl.status == 0 && curl.out == LoopbackServer.responseBody, "\(curl)")
+        #expect(run.status == 0 && run.out == "tok-3", "\(run)")
+        #expect(login.status == 0 && login.out.isEmpty, "\(login)")
+        #expect(login.err == "keyseal: \(server.origin) accepted the API key of \"immuta\" and issued a bearer token (5 bytes)\n", "\(login)")
+
+        let requests = try server.requests()
+        let exchanges = try exchanges(server)
+        #expect(exchanges.count == 4, "\(requests)")
+        for exchange in exchanges {
+            #expect(exchange.method == "POST")
+            #expect(exchange.headers(named: "Content-Type").map(\.text) == ["application/json"], "\(exchange)")
+            let body = try #require(try JSONSerialization.jsonObject(with: exchange.body) as? [String: Any], "\(exchange)")
+            #expect(body["apikey"] as? String == key, "\(exchange)")
+            #expect(exchange.headers(named: "Authorization").isEmpty, "\(exchange)")
+        }
+        // The data request carried the token of its own exchange, not the key.
+        let data = requests.filter { $0.path == "/base/data/connection/123" }
+        #expect(data.map { $0.headers(named: "Authorization").map(\.text) } == [["Bearer tok-2"]], "\(requests)")
+        #expect(report.samples > 0)
+        #expect(report.cmdlineLeaks.isEmpty, "the API key was in a command line: \(report.cmdlineLeaks)")
+        #expect(report.environLeaks.isEmpty, "the API key was in an environment: \(report.environLeaks)")
+        try sandbox.expectSealed(key, runs: runs)
+    }
+
+    @Test("each way an exchange fails has its own message and exit status, and nothing is sent elsewhere", arguments: [
+        ("401", 77, "the API key was refused by"),
+        ("false", 77, "the API key was refused by"),
+        ("401-region", 77, "answered 401 \"Not authenticated.\""),
+        ("500", 76, "answered HTTP 500 to the API key exchange"),
+        ("garbage", 76, "is not the expected JSON"),
+    ])
+    func refusalsAndBadAnswers(mode: String, status: Int32, message: String) async throws {
+        let sandbox = try Sandbox()
+        let server = try LoopbackServer(directory: sandbox.root + "/server")
+        defer { server.stop() }
+        let key = Sentinel.make("bearer-\(mode)")
+        var runs = try await setUp(sandbox, server, key: key)
+        try server.setExchange(key: key, mode: mode)
+        let header = try await ks(sandbox, ["header", "immuta"])
+        let curl = try await ks(sandbox, ["curl", "immuta", "/data", "--", "-sS"])
+        runs += [header, curl]
+        for result in [header, curl] {
+            #expect(result.status == status, "\(result)")
+            #expect(result.stdout.isEmpty, "\(result)")
+            #expect(result.err.hasPrefix("keyseal: error: ") && result.err.contains(message), "\(result)")
+            #expect(result.err.contains("keyseal: hint: "), "\(result)")
+        }
+        if mode == "401-region" { #expect(header.err.contains("(na, eu, ap)"), "\(header)") }
+        // Only exchanges reached the server: no data request went out.
+        #expect(try server.requests().map(\.path) == Array(repeating: "/base/bim/apikey/authenticate", count: 2))
+        try sandbox.expectSealed(key, runs: runs)
+    }
+
+    @Test("a closed port is unreachable (69); a server that never answers times out after exchange-timeout (69)")
+    func unreachableAndTimeout() async throws {
+        let sandbox = try Sandbox()
+        let server = try LoopbackServer(directory: sandbox.root + "/server")
+        defer { server.stop() }
+        let key = Sentinel.make("bearer-timeout")
+        var runs = try await setUp(sandbox, server, key: key)
+        try server.setExchange(key: key, mode: "hang")
+        let configured = try await sandbox.run(["config", "set", "exchange-timeout", "1s", "--vault", sandbox.vault])
+        #expect(configured.status == 0 && configured.err == "keyseal: exchange-timeout = 1s\n", "\(configured)")
+        runs.append(configured)
+        let started = Date()
+        let slow = try await ks(sandbox, ["header", "immuta"])
+        let waited = Date().timeIntervalSince(started)
+        runs.append(slow)
+        #expect(slow.status == 69 && slow.stdout.isEmpty, "\(slow)")
+        #expect(slow.err.contains("did not answer within 1 s") && slow.err.contains("exchange-timeout"), "\(slow)")
+        #expect(waited < 10, "the exchange took \(waited) s")
+
+        // Nothing listens on the server's port once it is stopped.
+        server.stop()
+        let closed = try await ks(sandbox, ["login", "immuta"])
+        runs.append(closed)
+        #expect(closed.status == 69, "\(closed)")
+        #expect(closed.err.hasPrefix("keyseal: error: cannot reach http://127.0.0.1:\(server.port)"), "\(closed)")
+        try sandbox.expectSealed(key, runs: runs)
+    }
+
+    @Test("a bearer entry needs a base URL, https unless it is a loopback address; login refuses other kinds")
+    func bearerEntriesAreChecked() async throws {
+        let sandbox = try Sandbox()
+        _ = try await sandbox.initVault()
+        let noURL = try await sandbox.run(["add", "a", "--kind", "bearer", "--vault", sandbox.vault], stdin: "k1\n")
+        let plainHTTP = try await sandbox.run(["add", "b", "--kind", "bearer", "--url", "http://immuta.example.com", "--vault", sandbox.vault],
+                                              stdin: "k2\n")
+        let https = try await sandbox.add("c", secret: "k3", options: ["--kind", "bearer", "--url", "https://immuta.example.com"])
+        let loopback = try await sandbox.add("d", secret: "k4", options: ["--kind", "bearer", "--url", "http://localhost:9"])
+        #expect(noURL.status == 64 && noURL.err.contains("needs the base URL"), "\(noURL)")
+        #expect(plainHTTP.status == 64 && plainHTTP.err.contains("plain http"), "\(plainHTTP)")
+        #expect(https.status == 0 && loopback.status == 0, "\(https) \(loopback)")
+        let list = try await sandbox.run(["list", "--vault", sandbox.vault])
+        #expect(list.out.contains("c ") && list.out.contains("d ") && !list.out.contains("a ") && !list.out.contains("b "), "\(list)")
+
+        // edit cannot turn c into plain http, nor d's URL away.
+        let toHTTP = try await sandbox.run(["edit", "c", "--url", "http://immuta.example.com", "--vault", sandbox.vault])
+        let noURLAnymore = try await sandbox.run(["edit", "d", "--no-url", "--vault", sandbox.vault])
+        #expect(toHTTP.status == 64 && noURLAnymore.status == 64, "\(toHTTP) \(noURLAnymore)")
+
+        _ = try await sandbox.add("pat", secret: "p1", options: ["--kind", "pat"])
+        let login = try await sandbox.run(["login", "pat", "--vault", sandbox.vault])
+        #expect(login.status == 64 && login.err.contains("only bearer entries"), "\(login)")
+    }
+}
