@@ -93,3 +93,14 @@ public struct WindowParser: Sendable {
         return end - now
     }
 }
+
+/// When a kept bearer token is too old to use: the server never says how
+/// long a token lives, so the entry's max age (if set) decides; a token
+/// that claims to come from the future (a clock set back) is not trusted.
+public enum TokenAge {
+    public static func isStale(obtainedAt: Int64, maxAge: Int64?, now: Int64) -> Bool {
+        if now < obtainedAt { return true }
+        guard let maxAge else { return false }
+        return now - obtainedAt >= maxAge
+    }
+}

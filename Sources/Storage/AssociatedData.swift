@@ -92,6 +92,19 @@ extension AssociatedData {
     }
 }
 
+extension AssociatedData {
+    /// A bearer entry's kept token: bound to the entry's id and the time it
+    /// was obtained, so it cannot be moved to another entry or made to look
+    /// younger. Any change to the entry deletes it instead.
+    static func bearerToken(vaultID: [UInt8], entryID: [UInt8], obtainedAt: Int64) -> [UInt8] {
+        var writer = AssociatedDataWriter(context: "keyseal bearer token v1")
+        writer.appendBytes(vaultID)
+        writer.appendBytes(entryID)
+        writer.appendInt64(obtainedAt)
+        return writer.bytes
+    }
+}
+
 /// The fields of an entry that its seal is bound to.
 struct EntryBinding {
     var name: String

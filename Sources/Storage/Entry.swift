@@ -40,6 +40,10 @@ public struct EntryMetadata: Equatable, Sendable {
     /// rotation and window change adds one. Not bound; it orders revisions
     /// (a calendar's SEQUENCE) and lets a writer notice a concurrent change.
     public let revision: Int64
+    /// A bearer entry's maximum token age in seconds, if it has one: a kept
+    /// token older than this is exchanged anew before use. Not bound, like
+    /// `warnWithin`.
+    public let maxAge: Int64?
 
     public var fingerprintHex: String { Hex.encode(fingerprint) }
 

@@ -6,7 +6,7 @@ enum Schema {
     /// "KEYS": marks the SQLite file as a keyseal vault (PRAGMA application_id).
     static let applicationID: Int64 = 0x4B45_5953
     /// The format this keyseal writes; PRAGMA user_version holds the file's.
-    static let currentVersion: Int64 = 2
+    static let currentVersion: Int64 = 3
 
     /// Migrations to each version, applied in order inside one transaction.
     /// Index 0 creates format 1 on an empty file. Never edit a shipped step:
@@ -66,6 +66,24 @@ enum Schema {
             ciphertext BLOB NOT NULL CHECK (length(ciphertext) > 16),
             PRIMARY KEY (entry_id, version)
         ) STRICT, WITHOUT ROWID;
+        """,
+        // Format 3: a bearer entry's token, kept between uses (sealed, bound
+        // to the entry's id and the time it was obtained); the lifetimes
+        // observed (obtained to first refusal); an entry's maximum token age.
+        """
+        CREATE TABLE bearer_tokens (
+            entry_id BLOB PRIMARY KEY REFERENCES entries (entry_id) ON DELETE CASCADE,
+            obtained_at INTEGER NOT NULL,
+            nonce BLOB NOT NULL CHECK (length(nonce) = 24),
+            ciphertext BLOB NOT NULL CHECK (length(ciphertext) > 16)
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE token_lifetimes (
+            entry_id BLOB NOT NULL REFERENCES entries (entry_id) ON DELETE CASCADE,
+            obtained_at INTEGER NOT NULL,
+            ended_at INTEGER NOT NULL CHECK (ended_at >= obtained_at),
+            PRIMARY KEY (entry_id, obtained_at)
+        ) STRICT, WITHOUT ROWID;
+        ALTER TABLE entries ADD COLUMN max_age INTEGER CHECK (max_age > 0);
         """,
     ]
 

@@ -131,6 +131,8 @@ public final class UnlockedVault {
                 let entryID = stored.metadata.id
                 let oldSecret = try openSecret(stored)
                 try purgeExpiredPreviousValues(now: now)
+                // A token got with the old key is not used with the new one.
+                try vault.dropKeptToken(entryID: entryID)
                 if keepPrevious {
                     let newest = try connection.scalarInt(
                         "SELECT max(version) FROM previous_values WHERE entry_id = X'\(Hex.encode(entryID))'")
@@ -203,6 +205,8 @@ public final class UnlockedVault {
                 let stored = try vault.storedEntry(named: name, on: connection)
                 if newName != name, try exists(newName) { throw StorageError.entryExists(name: newName) }
                 let secret = try openSecret(stored)
+                // New fields (a URL, a kind) may not fit a token got before.
+                try vault.dropKeptToken(entryID: stored.metadata.id)
                 var fields = stored.metadata.fields
                 edit(&fields)
                 try fields.validate()

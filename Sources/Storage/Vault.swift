@@ -261,10 +261,21 @@ public final class Vault {
     /// keyseal warns.
     public func setWarnWithin(_ name: String, _ seconds: Int64?) throws(StorageError) {
         try Self.validate(warnWithin: seconds)
+        try setPolicy(.warnWithin, of: name, to: seconds)
+    }
+
+    /// The entry columns that are policy, not sealed: each set on its own,
+    /// without the key, counted in `revision`.
+    enum PolicyColumn: String {
+        case warnWithin = "warn_within"
+        case maxAge = "max_age"
+    }
+
+    func setPolicy(_ column: PolicyColumn, of name: String, to value: Int64?) throws(StorageError) {
         try mapErrors {
             try connection.immediateTransaction {
-                let update = try connection.prepare("UPDATE entries SET warn_within = ?, revision = revision + 1 WHERE name = ?")
-                try update.bind([.int(seconds), .text(name)])
+                let update = try connection.prepare("UPDATE entries SET \(column.rawValue) = ?, revision = revision + 1 WHERE name = ?")
+                try update.bind([.int(value), .text(name)])
                 _ = try update.step()
                 if connection.changes == 0 { throw StorageError.entryNotFound(name: name) }
             }
@@ -368,7 +379,7 @@ struct StoredPreviousValue {
 struct StoredEntry {
     static let columns = """
         name, entry_id, kind, header_template, url, description, created_at, updated_at, \
-        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision
+        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision, max_age
         """
     let metadata: EntryMetadata
     let box: SealedBox
@@ -395,7 +406,7 @@ struct StoredEntry {
                                  description: description, expiresAt: try optionalInt(8))
         metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
                                  lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13),
-                                 revision: try optionalInt(14) ?? 0)
+                                 revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15))
         box = SealedBox(nonce: nonce, ciphertext: ciphertext)
     }
 }

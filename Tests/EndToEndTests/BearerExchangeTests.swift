@@ -21,8 +21,8 @@ struct BearerExchangeTests {
         try server.requests().filter { $0.path == "/base/bim/apikey/authenticate" }
     }
 
-    @Test("header, curl, run and login exchange the key, and send only the token; the key travels in the body, never in argv")
-    func exchangeAndUse() async throws {
+    @Test("header exchanges the key and keeps the token; curl, run and login reuse it; login --refresh gets a new one; the key travels in the body, never in argv")
+    func exchangeKeepAndUse() async throws {
         let sandbox = try Sandbox()
         let server = try LoopbackServer(directory: sandbox.root + "/server")
         defer { server.stop() }
@@ -36,18 +36,26 @@ struct BearerExchangeTests {
         let run = try await sandbox.run(["run", "--vault", sandbox.vault, "--env", "TOKEN=immuta", "--", "/bin/sh", "-c", "printf %s \"$TOKEN\""],
                                         env: curlEnvironment)
         let login = try await ks(sandbox, ["login", "immuta"])
-        runs += [header, curl, run, login]
+        let refreshed = try await ks(sandbox, ["login", "immuta", "--refresh"])
+        let after = try await ks(sandbox, ["header", "immuta"])
+        let show = try await ks(sandbox, ["show", "immuta"])
+        runs += [header, curl, run, login, refreshed, after, show]
         let report = sampler.stop()
 
         #expect(header.status == 0 && header.out == "Authorization: Bearer tok-1\n" && header.stderr.isEmpty, "\(header)")
         #expect(curl.status == 0 && curl.out == LoopbackServer.responseBody, "\(curl)")
-        #expect(run.status == 0 && run.out == "tok-3", "\(run)")
-        #expect(login.status == 0 && login.out.isEmpty, "\(login)")
-        #expect(login.err == "keyseal: \(server.origin) accepted the API key of \"immuta\" and issued a bearer token (5 bytes)\n", "\(login)")
+        #expect(run.status == 0 && run.out == "tok-1", "\(run)")
+        #expect(login.status == 0 && login.out.isEmpty && login.err.hasPrefix("keyseal: \"immuta\" has a token from "), "\(login)")
+        #expect(refreshed.status == 0 && refreshed.out.isEmpty, "\(refreshed)")
+        #expect(refreshed.err == "keyseal: \(server.origin) accepted the API key of \"immuta\" and issued a bearer token (5 bytes)\n", "\(refreshed)")
+        #expect(after.status == 0 && after.out == "Authorization: Bearer tok-2\n", "\(after)")
+        #expect(show.status == 0 && show.out.contains("token:") && show.out.contains(" ago"), "\(show)")
+        #expect(show.out.contains("max age:") && show.out.contains("none (kept until a server refuses it)"), "\(show)")
+        #expect(!show.out.contains("tok-"), "\(show)")
 
         let requests = try server.requests()
         let exchanges = try exchanges(server)
-        #expect(exchanges.count == 4, "\(requests)")
+        #expect(exchanges.count == 2, "\(requests)")
         for exchange in exchanges {
             #expect(exchange.method == "POST")
             #expect(exchange.headers(named: "Content-Type").map(\.text) == ["application/json"], "\(exchange)")
@@ -55,12 +63,50 @@ struct BearerExchangeTests {
             #expect(body["apikey"] as? String == key, "\(exchange)")
             #expect(exchange.headers(named: "Authorization").isEmpty, "\(exchange)")
         }
-        // The data request carried the token of its own exchange, not the key.
+        // The data request carried the kept token, not the key.
         let data = requests.filter { $0.path == "/base/data/connection/123" }
-        #expect(data.map { $0.headers(named: "Authorization").map(\.text) } == [["Bearer tok-2"]], "\(requests)")
+        #expect(data.map { $0.headers(named: "Authorization").map(\.text) } == [["Bearer tok-1"]], "\(requests)")
         #expect(report.samples > 0)
         #expect(report.cmdlineLeaks.isEmpty, "the API key was in a command line: \(report.cmdlineLeaks)")
         #expect(report.environLeaks.isEmpty, "the API key was in an environment: \(report.environLeaks)")
+        let file = sandbox.bytes(sandbox.vault) ?? Data()
+        #expect(file.range(of: Data("tok-1".utf8)) == nil && file.range(of: Data("tok-2".utf8)) == nil, "a token is in the vault in the clear")
+        try sandbox.expectSealed(key, runs: runs)
+    }
+
+    @Test("a token older than --max-age is exchanged anew; rotate drops the kept token")
+    func maxAgeAndRotation() async throws {
+        let sandbox = try Sandbox()
+        let server = try LoopbackServer(directory: sandbox.root + "/server")
+        defer { server.stop() }
+        let key = Sentinel.make("bearer-age")
+        var runs = try await setUp(sandbox, server, key: key)
+        // 5 s: the second header must come within it even on a loaded machine.
+        let maxAge = try await sandbox.run(["edit", "immuta", "--max-age", "5s", "--vault", sandbox.vault])
+        #expect(maxAge.status == 0, "\(maxAge)")
+        let first = try await ks(sandbox, ["header", "immuta"])
+        let soon = try await ks(sandbox, ["header", "immuta"])
+        try await Task.sleep(for: .milliseconds(6100))
+        let later = try await ks(sandbox, ["header", "immuta"])
+        runs += [maxAge, first, soon, later]
+        #expect(first.out == "Authorization: Bearer tok-1\n" && soon.out == first.out, "\(first) \(soon)")
+        #expect(later.out == "Authorization: Bearer tok-2\n", "\(later)")
+        let show = try await ks(sandbox, ["show", "immuta"])
+        #expect(show.out.contains("max age:") && show.out.contains("5s"), "\(show)")
+
+        let rotated = try await sandbox.run(["rotate", "immuta", "--vault", sandbox.vault], stdin: key + "-new\n")
+        try server.setExchange(key: key + "-new")
+        let afterRotation = try await ks(sandbox, ["header", "immuta"])
+        runs += [show, rotated, afterRotation]
+        #expect(rotated.status == 0, "\(rotated)")
+        #expect(afterRotation.out == "Authorization: Bearer tok-3\n", "\(afterRotation)")
+        #expect(try exchanges(server).count == 3)
+
+        let notBearer = try await sandbox.run(["add", "pat", "--kind", "pat", "--vault", sandbox.vault], stdin: "p\n")
+        let refused = try await sandbox.run(["edit", "pat", "--max-age", "1h", "--vault", sandbox.vault])
+        let badAge = try await sandbox.run(["edit", "immuta", "--max-age", "soon", "--vault", sandbox.vault])
+        #expect(notBearer.status == 0 && refused.status == 64 && refused.err.contains("bearer entries"), "\(refused)")
+        #expect(badAge.status == 64 && badAge.err.contains("is not a maximum token age"), "\(badAge)")
         try sandbox.expectSealed(key, runs: runs)
     }
 

@@ -273,7 +273,7 @@ struct ExitStatusTests {
             let result = try await sandbox.run(command.arguments + ["--vault", path], stdin: command.stdin)
             #expect(result.status == 65, "\(result)")
             #expect(result.stdout.isEmpty, "\(result)")
-            #expect(result.err.contains("keyseal: error: \(path) is vault format 99, newer than this keyseal reads (format 2)\n"), "\(result)")
+            #expect(result.err.contains("keyseal: error: \(path) is vault format 99, newer than this keyseal reads (format 3)\n"), "\(result)")
             #expect(result.err.contains("keyseal: hint: upgrade keyseal"), "\(result)")
             #expect(try sandbox.snapshot(sandbox.work) == before, "the file changed: \(result)")
         }

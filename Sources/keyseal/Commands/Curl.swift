@@ -50,10 +50,13 @@ struct Curl: ParsableCommand {
             let url = try requestURL(for: metadata)
             try checkCurlArguments(for: metadata)
             try ExpiryReport(vault: vault).checkBeforeUse(metadata, refuseExpired: expiryOptions.refuseExpired)
+            let sealed = try vault.sealedEntry(named: name)
             let unlocked = try unlockOptions.unlock(vault)
-            let entry = try unlocked.open(name)
+            let entry = try unlocked.open(sealed)
             let template = try StoredTemplate.parse(entry.metadata)
-            let config = try EntryValue.use(entry, vault: vault) { secret in try HeaderRenderer.render(template, secret: secret, as: .curl) }
+            let config = try EntryValue.use(entry, read: sealed, in: unlocked) { secret in
+                try HeaderRenderer.render(template, secret: secret, as: .curl)
+            }
             let descriptor = try ConfigPipe.fill(with: config)
             let status = Launcher.exec(
                 // -q first: no ~/.curlrc, which could add a proxy or a URL.

@@ -39,12 +39,23 @@ struct Edit: ParsableCommand {
                                valueName: "duration"))
     var warnWithin: String?
 
+    @Option(help: ArgumentHelp("A bearer entry's maximum token age (30m, 8h), or \"none\": an older kept token is exchanged anew; needs no passphrase.",
+                               valueName: "duration"))
+    var maxAge: String?
+
     func run() throws {
         try Failure.report {
             let resealing = description != nil || expires != nil || url != nil || noUrl || headerTemplate != nil || kind != nil
-            guard resealing || warnWithin != nil else {
+            guard resealing || warnWithin != nil || maxAge != nil else {
                 throw CLIError(.usage, "nothing to change",
-                               hint: "give --description, --expires, --url, --no-url, --header, --kind or --warn-within")
+                               hint: "give --description, --expires, --url, --no-url, --header, --kind, --warn-within or --max-age")
+            }
+            let newMaxAge: Int64?? = try maxAge.map { text in
+                if text == "none" { return nil }
+                guard let seconds = try? AgentTime.parse(text) else {
+                    throw CLIError(.usage, "\(text.debugDescription) is not a maximum token age", hint: "for example --max-age 30m, 8h or 1d, or none")
+                }
+                return seconds
             }
             if url != nil && noUrl { throw CLIError(.usage, "--url and --no-url contradict each other") }
             let newKind = try kind.map(FieldInput.kind)
@@ -59,7 +70,13 @@ struct Edit: ParsableCommand {
             let current = try vault.metadata(named: name)
             // The warning window is not sealed: alone, it changes without the
             // key; with other changes, only once the vault has unlocked.
+            if newMaxAge != nil, current.fields.kind != CredentialKind.bearer.rawValue {
+                throw CLIError(.usage, "--max-age is for bearer entries; \(name.debugDescription) is a \(current.fields.kind) entry")
+            }
+            // The max age is not sealed either: alone, it changes without the
+            // key; with other changes, only once they are made.
             guard resealing else {
+                if let newMaxAge { try vault.setMaxAge(name, newMaxAge) }
                 if let newWindow { try vault.setWarnWithin(name, newWindow) }
                 Output.info("updated \(name.debugDescription)")
                 return
@@ -82,6 +99,7 @@ struct Edit: ParsableCommand {
             try FieldInput.checkKind(edited, name: name)
             let unlocked = try unlockOptions.unlock(vault)
             try unlocked.update(name, warnWithin: newWindow, apply)
+            if let newMaxAge { try vault.setMaxAge(name, newMaxAge) }
             Output.info("updated \(name.debugDescription)")
         }
     }

@@ -55,9 +55,10 @@ struct HeaderRequest: Equatable {
             // comes before any passphrase prompt), then opened.
             let sealed = try vault.sealedEntry(named: name)
             try ExpiryReport(vault: vault).checkBeforeUse(sealed.metadata, refuseExpired: refuseExpired)
-            let entry = try unlock.unlock(vault).open(sealed)
+            let unlocked = try unlock.unlock(vault)
+            let entry = try unlocked.open(sealed)
             let template = try StoredTemplate.parse(entry.metadata)
-            try EntryValue.use(entry, vault: vault) { secret in
+            try EntryValue.use(entry, read: sealed, in: unlocked) { secret in
                 if format == .json && !secret.isValidUTF8 {
                     throw CLIError(.usage, "the secret of \(name.debugDescription) is not UTF-8 text, which JSON cannot carry",
                                    hint: "use --format line or curl")

@@ -9,7 +9,9 @@ struct Login: ParsableCommand {
         discussion: """
             POST <url>/bim/apikey/authenticate with the entry's API key (through \\
             curl, the key on its stdin). header, curl and run do the same for a \\
-            bearer entry each time; login reports the outcome and prints no token. \\
+            bearer entry when it has no kept token, or one older than its max age \
+            (edit --max-age); login exchanges when they would, or always with \
+            --refresh, reports the outcome and prints no token. \\
             Exit status: 0 a token was issued, 77 the key was refused, 69 the \\
             server could not be reached (or TLS failed, or it timed out), 76 its \\
             answer was not the expected JSON.
@@ -21,6 +23,9 @@ struct Login: ParsableCommand {
     @Argument(help: "The bearer entry's name.")
     var name: String
 
+    @Flag(help: "Exchange even when a kept token is still young enough.")
+    var refresh = false
+
     func run() throws {
         try Failure.report {
             let vault = try vaultOptions.open()
@@ -30,9 +35,17 @@ struct Login: ParsableCommand {
                                hint: "store the key with keyseal add NAME --kind bearer --url https://immuta.example.com")
             }
             let base = try BearerExchange.baseURL(of: metadata)
-            let entry = try unlockOptions.unlock(vault).open(name)
-            let length = try EntryValue.use(entry, vault: vault) { token in token.count }
-            Output.info("\(base.origin) accepted the API key of \(name.debugDescription) and issued a bearer token (\(length) bytes)")
+            let sealed = try vault.sealedEntry(named: name)
+            let unlocked = try unlockOptions.unlock(vault)
+            let entry = try unlocked.open(sealed)
+            let before = try vault.keptToken(of: sealed)
+            let length = try EntryValue.use(entry, read: sealed, in: unlocked, refresh: refresh) { token in token.count }
+            let after = try vault.keptToken(of: sealed)
+            if let after, after == before {
+                Output.info("\(name.debugDescription) has a token from \(Vault.currentTime() - after.obtainedAt) s ago; keyseal login --refresh gets a new one")
+            } else {
+                Output.info("\(base.origin) accepted the API key of \(name.debugDescription) and issued a bearer token (\(length) bytes)")
+            }
         }
     }
 }

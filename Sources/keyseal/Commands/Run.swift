@@ -83,9 +83,10 @@ struct Run: ParsableCommand {
         let capacity = pairs.reduce(0) { $0 + $1.variable.utf8.count + 2 + Vault.maxSecretLength }
         var builder = try SecretBuilder(capacity: capacity)
         for pair in pairs {
-            let entry = try vault.open(pair.entry)
+            let sealed = try vault.vault.sealedEntry(named: pair.entry)
+            let entry = try vault.open(sealed)
             // A bearer entry's variable holds a token, like its header.
-            try EntryValue.use(entry, vault: vault.vault) { secret in
+            try EntryValue.use(entry, read: sealed, in: vault) { secret in
                 if secret.containsAny(of: [0]) {
                     throw CLIError(.data, "entry \(pair.entry.debugDescription) holds a NUL byte, which no environment can carry")
                 }

@@ -45,8 +45,37 @@ struct Show: ParsableCommand {
             for value in previous {
                 rows.append(["previous:", "version \(value.version), replaced \(local(value.replacedAt)), fingerprint \(value.fingerprintHex.prefix(12))"])
             }
+            if entry.fields.kind == CredentialKind.bearer.rawValue {
+                rows += try bearerRows(vault, local: local)
+            }
             try Output.data(TextTable.render(rows.map { $0.map(TextTable.printable) }))
         }
+    }
+}
+
+extension Show {
+    /// A bearer entry's kept token (its age, never its value), its max age,
+    /// and the lifetimes observed so far, from which a max age can be chosen.
+    private func bearerRows(_ vault: Vault, local: (Int64?) -> String) throws -> [[String]] {
+        let sealed = try vault.sealedEntry(named: name)
+        let now = Vault.currentTime()
+        var rows: [[String]] = []
+        if let kept = try vault.keptToken(of: sealed) {
+            let stale = TokenAge.isStale(obtainedAt: kept.obtainedAt, maxAge: sealed.metadata.maxAge, now: now)
+            rows.append(["token:", "obtained \(local(kept.obtainedAt)), \(AgentTime.describe(max(now - kept.obtainedAt, 0))) ago"
+                + (stale ? " (stale: the next use exchanges anew)" : "")])
+        } else {
+            rows.append(["token:", "none kept (the next use exchanges the key)"])
+        }
+        rows.append(["max age:", sealed.metadata.maxAge.map(AgentTime.describe) ?? "none (kept until a server refuses it)"])
+        let lifetimes = try vault.tokenLifetimes(of: sealed)
+        if lifetimes.isEmpty {
+            rows.append(["lifetimes:", "none observed yet"])
+        } else {
+            let spans = lifetimes.map(\.seconds)
+            rows.append(["lifetimes:", "\(spans.count) observed, shortest \(AgentTime.describe(spans.min()!)), longest \(AgentTime.describe(spans.max()!))"])
+        }
+        return rows
     }
 }
 
