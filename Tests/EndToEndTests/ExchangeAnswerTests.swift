@@ -39,3 +39,29 @@ import Testing
         #expect(read(text) == nil, "\(text.debugDescription)")
     }
 }
+
+/// How `keyseal curl` reads the status of the answer it watches, and which
+/// requests it may make twice.
+@Suite struct WatchedCurlTests {
+    @Test(arguments: [
+        ("HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\n", 401),
+        ("HTTP/2 200 \r\ncontent-type: text/plain\r\n\r\n", 200),
+        ("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\n\r\n", 401),
+        ("HTTP/1.1 301 Moved\r\nLocation: /x\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 200),
+        ("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n", nil),
+        ("", nil),
+        ("garbage\r\n\r\n", nil),
+    ] as [(String, Int?)])
+    func finalStatus(text: String, expected: Int?) {
+        #expect(WatchedCurl.finalStatus(Array(text.utf8)) == expected)
+    }
+
+    @Test func onlyRequestsThatReadNoStdinAndDumpNoHeadersAreRepeated() {
+        #expect(Curl.canRepeat([]))
+        #expect(Curl.canRepeat(["-sS", "-X", "DELETE", "-H", "Accept: application/json", "-d", "@body.json", "-o", "out"]))
+        for arguments in [["--data-binary", "@-"], ["-d@-"], ["-T", "-"], ["-F", "file=<-"], ["-D", "h.txt"], ["-sD", "h"],
+                          ["--dump-header", "h"], ["--json", "@-"]] {
+            #expect(!Curl.canRepeat(arguments), "\(arguments)")
+        }
+    }
+}

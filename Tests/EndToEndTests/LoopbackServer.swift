@@ -100,8 +100,8 @@ final class LoopbackServer {
     }
 
     /// How the bearer exchange endpoint answers from now on (see the script).
-    func setExchange(key: String, mode: String = "ok") throws {
-        let object = try JSONSerialization.data(withJSONObject: ["key": key, "mode": mode])
+    func setExchange(key: String, mode: String = "ok", revoked: [String] = []) throws {
+        let object = try JSONSerialization.data(withJSONObject: ["key": key, "mode": mode, "revoked": revoked] as [String: Any])
         try object.write(to: URL(fileURLWithPath: directory + "/exchange.json.tmp"))
         _ = rename(directory + "/exchange.json.tmp", directory + "/exchange.json")
     }
@@ -183,6 +183,21 @@ final class LoopbackServer {
                     log.write(json.dumps(record) + "\n")
                 if self.command == "POST" and urllib.parse.urlsplit(self.path).path.endswith("/bim/apikey/authenticate"):
                     return self.exchange(body)
+                # A bearer token listed as revoked in exchange.json gets a 401.
+                try:
+                    with open(os.path.join(os.path.dirname(log_path), "exchange.json")) as f:
+                        revoked = json.load(f).get("revoked", [])
+                except OSError:
+                    revoked = []
+                authorization = self.headers.get("Authorization") or ""
+                if authorization.startswith("Bearer ") and authorization[7:] in revoked:
+                    refusal = b'{"message":"token expired"}'
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(refusal)))
+                    self.end_headers()
+                    self.wfile.write(refusal)
+                    return
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 delay = int(query.get("delay", ["0"])[0])
                 if delay:

@@ -54,15 +54,46 @@ struct Curl: ParsableCommand {
             let unlocked = try unlockOptions.unlock(vault)
             let entry = try unlocked.open(sealed)
             let template = try StoredTemplate.parse(entry.metadata)
-            let config = try EntryValue.use(entry, read: sealed, in: unlocked) { secret in
-                try HeaderRenderer.render(template, secret: secret, as: .curl)
+            var keptSince: Int64?
+            let config = try EntryValue.use(entry, read: sealed, in: unlocked) { secret, kept in
+                keptSince = kept
+                return try HeaderRenderer.render(template, secret: secret, as: .curl)
             }
-            let descriptor = try ConfigPipe.fill(with: config)
-            let status = Launcher.exec(
-                // -q first: no ~/.curlrc, which could add a proxy or a URL.
-                curl, arguments: ["curl", "-q", "-K", "/dev/fd/\(descriptor)"] + curlArguments + [url],
-                environment: Launcher.environment(droppingPrefix: "KEYSEAL_"), secretEnvironment: try SecretBytes(count: 0))
+            // -q first: no ~/.curlrc, which could add a proxy or a URL.
+            func arguments(_ descriptor: Int32) -> [String] { ["curl", "-q", "-K", "/dev/fd/\(descriptor)"] + curlArguments + [url] }
+            let environment = Launcher.environment(droppingPrefix: "KEYSEAL_")
+            var descriptor = try ConfigPipe.fill(with: config)
+            // A kept token may have expired on the server: watch the answer,
+            // and on a 401 exchange again and repeat the request once.
+            if let keptSince, Self.canRepeat(curlArguments) {
+                switch try WatchedCurl.run(curl, arguments: arguments(descriptor), environment: environment) {
+                case let .finished(status):
+                    throw ExitCode(status)
+                case .refused:
+                    close(descriptor)
+                    try unlocked.tokenRefused(sealed, obtainedAt: keptSince)
+                    Output.warning("\(url) refused the kept token of \(name.debugDescription) (401); exchanged the API key again and repeated the request")
+                    let renewed = try EntryValue.use(entry, read: sealed, in: unlocked, refresh: true) { secret, _ in
+                        try HeaderRenderer.render(template, secret: secret, as: .curl)
+                    }
+                    descriptor = try ConfigPipe.fill(with: renewed)
+                }
+            }
+            let status = Launcher.exec(curl, arguments: arguments(descriptor), environment: environment,
+                                       secretEnvironment: try SecretBytes(count: 0))
             throw CLIError(.cannotExecute, "cannot run \(curl): \(String(cString: strerror(status)))")
+        }
+    }
+
+    /// Whether the request can be made twice: it reads nothing from stdin
+    /// (`-d @-`, `-T -`, `-F name=<-`, …), which the first attempt would have
+    /// used up, and writes no headers where the user asked (`-D`), which the
+    /// watching needs for itself.
+    static func canRepeat(_ arguments: [String]) -> Bool {
+        !arguments.contains { argument in
+            argument == "-" || argument.contains("@-") || argument.contains("<-")
+                || argument.hasPrefix("--dump")
+                || (argument.hasPrefix("-") && !argument.hasPrefix("--") && argument.contains("D"))
         }
     }
 

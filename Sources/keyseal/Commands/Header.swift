@@ -58,7 +58,7 @@ struct HeaderRequest: Equatable {
             let unlocked = try unlock.unlock(vault)
             let entry = try unlocked.open(sealed)
             let template = try StoredTemplate.parse(entry.metadata)
-            try EntryValue.use(entry, read: sealed, in: unlocked) { secret in
+            try EntryValue.use(entry, read: sealed, in: unlocked) { secret, _ in
                 if format == .json && !secret.isValidUTF8 {
                     throw CLIError(.usage, "the secret of \(name.debugDescription) is not UTF-8 text, which JSON cannot carry",
                                    hint: "use --format line or curl")

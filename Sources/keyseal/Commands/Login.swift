@@ -39,7 +39,7 @@ struct Login: ParsableCommand {
             let unlocked = try unlockOptions.unlock(vault)
             let entry = try unlocked.open(sealed)
             let before = try vault.keptToken(of: sealed)
-            let length = try EntryValue.use(entry, read: sealed, in: unlocked, refresh: refresh) { token in token.count }
+            let length = try EntryValue.use(entry, read: sealed, in: unlocked, refresh: refresh) { token, _ in token.count }
             let after = try vault.keptToken(of: sealed)
             if let after, after == before {
                 Output.info("\(name.debugDescription) has a token from \(Vault.currentTime() - after.obtainedAt) s ago; keyseal login --refresh gets a new one")

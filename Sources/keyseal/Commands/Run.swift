@@ -86,7 +86,7 @@ struct Run: ParsableCommand {
             let sealed = try vault.vault.sealedEntry(named: pair.entry)
             let entry = try vault.open(sealed)
             // A bearer entry's variable holds a token, like its header.
-            try EntryValue.use(entry, read: sealed, in: vault) { secret in
+            try EntryValue.use(entry, read: sealed, in: vault) { secret, _ in
                 if secret.containsAny(of: [0]) {
                     throw CLIError(.data, "entry \(pair.entry.debugDescription) holds a NUL byte, which no environment can carry")
                 }

@@ -123,19 +123,20 @@ enum BearerExchange {
 
 /// The value an entry is used with: its secret, or for a `bearer` entry a
 /// token: the one kept from an earlier exchange while it is younger than the
-/// entry's max age, else one the exchange obtains now (and keeps). The key
-/// itself is never sent anywhere but the exchange.
+/// entry's max age (then `body` gets its `obtained_at` too), else one the
+/// exchange obtains now (and keeps). The key itself is never sent anywhere
+/// but the exchange.
 enum EntryValue {
     static func use<R: ~Copyable>(
         _ entry: borrowing OpenedEntry, read sealed: SealedEntry, in unlocked: UnlockedVault, refresh: Bool = false,
-        _ body: (borrowing SecretBytes) throws -> R
+        _ body: (borrowing SecretBytes, _ keptSince: Int64?) throws -> R
     ) throws -> R {
-        guard entry.metadata.fields.kind == CredentialKind.bearer.rawValue else { return try body(entry.secret) }
+        guard entry.metadata.fields.kind == CredentialKind.bearer.rawValue else { return try body(entry.secret, nil) }
         let vault = unlocked.vault
         let now = Vault.currentTime()
         if !refresh, let kept = try vault.keptToken(of: sealed),
            !TokenAge.isStale(obtainedAt: kept.obtainedAt, maxAge: entry.metadata.maxAge, now: now) {
-            return try body(try unlocked.open(kept, of: sealed))
+            return try body(try unlocked.open(kept, of: sealed), kept.obtainedAt)
         }
         let token = try BearerExchange.token(for: entry, timeout: try exchangeTimeout(vault))
         do {
@@ -144,7 +145,7 @@ enum EntryValue {
             // The token still works for this call; the next one exchanges again.
             Output.warning("could not keep the new token of \(entry.metadata.name.debugDescription): \(Failure.message(for: error))")
         }
-        return try body(token)
+        return try body(token, nil)
     }
 
     static func exchangeTimeout(_ vault: Vault) throws -> Int64 {

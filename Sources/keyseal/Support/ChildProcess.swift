@@ -41,14 +41,8 @@ struct ChildProcess {
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
         for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { posix_spawn_file_actions_addclose(&actions, fd) }
 
-        var argv = arguments.map { strdup($0) } + [nil]
-        var envp = environment.map { strdup($0) } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, path, &actions, nil, &argv, &envp)
+        let spawned = Spawn.start(&pid, path, arguments, environment, &actions)
         for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { close(fd) }
         guard spawned == 0 else {
             for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { close(fd) }
@@ -72,43 +66,73 @@ struct ChildProcess {
         var outputLength = 0
         var truncated = false
         var errorBytes: [UInt8] = []
-        var open = [stdoutPipe[0], stderrPipe[0]]
         // Stdout past the cap may still be secret: drained into guarded memory.
         var drain = try SecretBytes(count: 4096)
         var scratch = [UInt8](repeating: 0, count: 4096)
-        while !open.isEmpty {
-            var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            if poll(&polled, nfds_t(polled.count), -1) < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            for entry in polled where entry.revents != 0 {
-                if entry.fd == stdoutPipe[0] {
-                    let room = maxOutput - outputLength
-                    let count: Int
-                    if room > 0 {
-                        let offset = outputLength
-                        count = output.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress! + offset, room) }
-                        if count > 0 { outputLength += count }
-                    } else {
-                        count = drain.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress!, $0.count) }
-                        if count > 0 { truncated = true }
-                    }
-                    if count == 0 || (count < 0 && errno != EINTR) { open.removeAll { $0 == entry.fd } }
+        Spawn.readUntilClosed([stdoutPipe[0], stderrPipe[0]]) { fd in
+            let count: Int
+            if fd == stdoutPipe[0] {
+                let room = maxOutput - outputLength
+                if room > 0 {
+                    let offset = outputLength
+                    count = output.withUnsafeMutableBytes { read(fd, $0.baseAddress! + offset, room) }
+                    if count > 0 { outputLength += count }
                 } else {
-                    let count = scratch.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress!, $0.count) }
-                    if count > 0, errorBytes.count < 16_384 { errorBytes += scratch[0..<count] }
-                    if count == 0 || (count < 0 && errno != EINTR) { open.removeAll { $0 == entry.fd } }
+                    count = drain.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                    if count > 0 { truncated = true }
                 }
+            } else {
+                count = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                if count > 0, errorBytes.count < 16_384 { errorBytes += scratch[0..<count] }
             }
+            return count == 0 || (count < 0 && errno != EINTR)
         }
         close(stdoutPipe[0])
         close(stderrPipe[0])
 
+        return Result(status: Spawn.wait(pid), output: try output.prefix(outputLength), outputTruncated: truncated,
+                      errorText: String(decoding: errorBytes, as: UTF8.self))
+    }
+}
+
+/// posix_spawn(3) and waitpid(2), as ChildProcess and WatchedCurl use them.
+enum Spawn {
+    /// Starts `path` with `arguments` (argv[0] included) and exactly
+    /// `environment`; returns posix_spawn's result (0 or an errno).
+    static func start(
+        _ pid: inout pid_t, _ path: String, _ arguments: [String], _ environment: [String],
+        _ actions: inout posix_spawn_file_actions_t
+    ) -> Int32 {
+        var argv = arguments.map { strdup($0) } + [nil]
+        var envp = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        return posix_spawn(&pid, path, &actions, nil, &argv, &envp)
+    }
+
+    /// Calls `ready` with each descriptor that poll(2) finds readable (or
+    /// closed) until every one has reported its end: `ready` returns true
+    /// when its read found the end of the stream (or an error).
+    static func readUntilClosed(_ descriptors: [Int32], _ ready: (Int32) -> Bool) {
+        var open = descriptors
+        while !open.isEmpty {
+            var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if poll(&polled, nfds_t(polled.count), -1) < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            for entry in polled where entry.revents != 0 && ready(entry.fd) {
+                open.removeAll { $0 == entry.fd }
+            }
+        }
+    }
+
+    /// The child's exit status, or 128 + the signal that ended it (as a shell reports it).
+    static func wait(_ pid: pid_t) -> Int32 {
         var waitStatus: Int32 = 0
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
-        let status = (waitStatus & 0x7F) == 0 ? (waitStatus >> 8) & 0xFF : 128 + (waitStatus & 0x7F)
-        return Result(status: status, output: try output.prefix(outputLength), outputTruncated: truncated,
-                      errorText: String(decoding: errorBytes, as: UTF8.self))
+        return (waitStatus & 0x7F) == 0 ? (waitStatus >> 8) & 0xFF : 128 + (waitStatus & 0x7F)
     }
 }
