@@ -74,6 +74,12 @@ enum AssociatedData {
         writer.appendInt64(fields.createdAt)
         writer.appendInt64(fields.updatedAt)
         writer.appendOptionalInt64(fields.expiresAt)
+        // Format 3: appended only when set, so every entry sealed before has
+        // the same bytes as it had.
+        if let caCertificates = fields.caCertificates {
+            writer.appendUInt8(1)
+            writer.appendText(caCertificates)
+        }
         return writer.bytes
     }
 }
@@ -115,6 +121,7 @@ struct EntryBinding {
     var createdAt: Int64
     var updatedAt: Int64
     var expiresAt: Int64?
+    var caCertificates: String?
 
     init(name: String, fields: EntryFields, createdAt: Int64, updatedAt: Int64) {
         self.name = name
@@ -125,5 +132,6 @@ struct EntryBinding {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         expiresAt = fields.expiresAt
+        caCertificates = fields.caCertificates
     }
 }

@@ -11,13 +11,19 @@ public struct EntryFields: Equatable, Sendable {
     public var description: String
     /// Seconds since the Unix epoch, UTC; nil means no expiration.
     public var expiresAt: Int64?
+    /// A PEM file of CA certificates that TLS with the entry's URL is
+    /// verified against instead of the system's (format 3). Bound into the
+    /// seal: swapping in another CA would let a forged server take the key.
+    public var caCertificates: String?
 
-    public init(kind: String, headerTemplate: String, url: String? = nil, description: String = "", expiresAt: Int64? = nil) {
+    public init(kind: String, headerTemplate: String, url: String? = nil, description: String = "", expiresAt: Int64? = nil,
+                caCertificates: String? = nil) {
         self.kind = kind
         self.headerTemplate = headerTemplate
         self.url = url
         self.description = description
         self.expiresAt = expiresAt
+        self.caCertificates = caCertificates
     }
 }
 
@@ -123,5 +129,6 @@ extension EntryFields {
         try TextField.validate(headerTemplate, field: "header template", maxUTF8Length: 1024, allowEmpty: false)
         if let url { try TextField.validate(url, field: "url", maxUTF8Length: 2048, allowEmpty: false) }
         try TextField.validate(description, field: "description", maxUTF8Length: 1024, allowEmpty: true)
+        if let caCertificates { try TextField.validate(caCertificates, field: "CA certificates path", maxUTF8Length: 4096, allowEmpty: false) }
     }
 }

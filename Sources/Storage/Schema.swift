@@ -69,7 +69,8 @@ enum Schema {
         """,
         // Format 3: a bearer entry's token, kept between uses (sealed, bound
         // to the entry's id and the time it was obtained); the lifetimes
-        // observed (obtained to first refusal); an entry's maximum token age.
+        // observed (obtained to first refusal); an entry's maximum token age;
+        // an entry's own CA certificates file (bound into its seal).
         """
         CREATE TABLE bearer_tokens (
             entry_id BLOB PRIMARY KEY REFERENCES entries (entry_id) ON DELETE CASCADE,
@@ -84,6 +85,7 @@ enum Schema {
             PRIMARY KEY (entry_id, obtained_at)
         ) STRICT, WITHOUT ROWID;
         ALTER TABLE entries ADD COLUMN max_age INTEGER CHECK (max_age > 0);
+        ALTER TABLE entries ADD COLUMN ca_certificates TEXT;
         """,
     ]
 

@@ -37,13 +37,14 @@ public final class UnlockedVault {
                 try purgeExpiredPreviousValues(now: now)
                 let insert = try connection.prepare("""
                     INSERT INTO entries (name, entry_id, kind, header_template, url, description,
-                        created_at, updated_at, expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)
+                        created_at, updated_at, expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within,
+                        ca_certificates)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)
                     """)
                 try insert.bind([
                     .text(name), .blob(entryID), .text(fields.kind), .text(fields.headerTemplate),
                     .text(fields.url), .text(fields.description), .int(now), .int(now), .int(fields.expiresAt),
-                    .blob(fingerprint), .blob(box.nonce), .blob(box.ciphertext), .int(warnWithin),
+                    .blob(fingerprint), .blob(box.nonce), .blob(box.ciphertext), .int(warnWithin), .text(fields.caCertificates),
                 ])
                 _ = try insert.step()
             }
@@ -162,13 +163,14 @@ public final class UnlockedVault {
                 let box = try sealer.seal(newSecret, associatedData: associatedData(entryID, binding))
                 let update = try connection.prepare("""
                     UPDATE entries SET kind = ?, header_template = ?, url = ?, description = ?, expires_at = ?,
-                        updated_at = ?, fingerprint = ?, nonce = ?, ciphertext = ?, revision = revision + 1
+                        updated_at = ?, fingerprint = ?, nonce = ?, ciphertext = ?, revision = revision + 1,
+                        ca_certificates = ?
                     WHERE entry_id = ?
                     """)
                 try update.bind([
                     .text(fields.kind), .text(fields.headerTemplate), .text(fields.url), .text(fields.description),
                     .int(fields.expiresAt), .int(now), .blob(try sealer.fingerprint(newSecret)),
-                    .blob(box.nonce), .blob(box.ciphertext), .blob(entryID),
+                    .blob(box.nonce), .blob(box.ciphertext), .text(fields.caCertificates), .blob(entryID),
                 ])
                 _ = try update.step()
             }
@@ -216,14 +218,14 @@ public final class UnlockedVault {
                 let update = try connection.prepare("""
                     UPDATE entries SET name = ?, kind = ?, header_template = ?, url = ?, description = ?,
                         expires_at = ?, updated_at = ?, nonce = ?, ciphertext = ?, revision = revision + 1,
-                        warn_within = ?
+                        warn_within = ?, ca_certificates = ?
                     WHERE entry_id = ?
                     """)
                 try update.bind([
                     .text(newName), .text(fields.kind), .text(fields.headerTemplate), .text(fields.url),
                     .text(fields.description), .int(fields.expiresAt), .int(now),
                     .blob(box.nonce), .blob(box.ciphertext), .int(warnWithin ?? stored.metadata.warnWithin),
-                    .blob(stored.metadata.id),
+                    .text(fields.caCertificates), .blob(stored.metadata.id),
                 ])
                 _ = try update.step()
                 try purgeExpiredPreviousValues(now: now)

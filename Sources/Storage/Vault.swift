@@ -379,7 +379,7 @@ struct StoredPreviousValue {
 struct StoredEntry {
     static let columns = """
         name, entry_id, kind, header_template, url, description, created_at, updated_at, \
-        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision, max_age
+        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision, max_age, ca_certificates
         """
     let metadata: EntryMetadata
     let box: SealedBox
@@ -402,8 +402,13 @@ struct StoredEntry {
             guard let text = row.text(4) else { throw malformed() }
             url = text
         }
+        var caCertificates: String?
+        if !row.isNull(16) {
+            guard let text = row.text(16) else { throw malformed() }
+            caCertificates = text
+        }
         let fields = EntryFields(kind: kind, headerTemplate: template, url: url,
-                                 description: description, expiresAt: try optionalInt(8))
+                                 description: description, expiresAt: try optionalInt(8), caCertificates: caCertificates)
         metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
                                  lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13),
                                  revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15))

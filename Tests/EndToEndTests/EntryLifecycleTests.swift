@@ -133,7 +133,7 @@ struct EntryLifecycleTests {
         let unknown = try await sandbox.run(["edit", "nope", "--description", "y", "--vault", vault])
         runs += [nothing, contradiction, badURL, badExpiry, unknown]
         #expect(nothing.status == 64 && nothing.err == "keyseal: error: nothing to change\n"
-            + "keyseal: hint: give --description, --expires, --url, --no-url, --header, --kind, --warn-within or --max-age\n", "\(nothing)")
+            + "keyseal: hint: give --description, --expires, --url, --no-url, --cacert, --no-cacert, --header, --kind, --warn-within or --max-age\n", "\(nothing)")
         for result in [contradiction, badURL, badExpiry] {
             #expect(result.status == 64 && result.err.hasPrefix("keyseal: error: "), "\(result)")
         }

@@ -44,12 +44,17 @@ final class LoopbackServer {
     private let process: Process
     private var logPath: String { directory + "/requests.jsonl" }
 
+    /// True when it speaks TLS (see `tls`).
+    let secure: Bool
+
     /// scheme://host:port of the server, as curl reaches it.
-    var origin: String { "http://127.0.0.1:\(port)" }
+    var origin: String { "\(secure ? "https" : "http")://127.0.0.1:\(port)" }
 
     /// Starts the server with its files under `directory` (created), and
-    /// waits at most `timeout` seconds for it to report its port.
-    init(directory: String, timeout: TimeInterval = 10) throws {
+    /// waits at most `timeout` seconds for it to report its port. With
+    /// `tls` (a certificate chain and its key, PEM files), it speaks https.
+    init(directory: String, tls: (certificate: String, key: String)? = nil, timeout: TimeInterval = 10) throws {
+        secure = tls != nil
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let script = directory + "/server.py"
@@ -62,7 +67,7 @@ final class LoopbackServer {
 
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, directory + "/requests.jsonl", portFile]
+        process.arguments = ["python3", script, directory + "/requests.jsonl", portFile] + (tls.map { [$0.certificate, $0.key] } ?? [])
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = log
         process.standardError = log
@@ -256,6 +261,11 @@ final class LoopbackServer {
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
+        if len(sys.argv) > 4:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[3], sys.argv[4])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         with open(port_path + ".tmp", "w") as f:
             f.write(str(server.server_address[1]))
         os.replace(port_path + ".tmp", port_path)

@@ -42,6 +42,9 @@ struct Add: ParsableCommand {
     @Flag(help: "Accept an expiry in the past (to record a token that has already expired).")
     var allowPast = false
 
+    @Option(name: .customLong("cacert"), help: ArgumentHelp("A PEM file of CA certificates to verify the https URL's server with, instead of the system's.", valueName: "path"))
+    var caCertificates: String?
+
     @Option(help: ArgumentHelp("Warn this long before it expires (default: the vault's window, 14d).", valueName: "duration"))
     var warnWithin: String?
 
@@ -53,7 +56,8 @@ struct Add: ParsableCommand {
                 headerTemplate: try headerTemplate.map(FieldInput.headerTemplate) ?? kind.defaultHeaderTemplate,
                 url: try url.map(FieldInput.url),
                 description: description,
-                expiresAt: try expires.flatMap { try FieldInput.expiry($0, allowPast: allowPast) })
+                expiresAt: try expires.flatMap { try FieldInput.expiry($0, allowPast: allowPast) },
+                caCertificates: try caCertificates.map(FieldInput.caCertificates))
             let window = try warnWithin.map {
                 try WindowInput.parse($0, policy: ExpiryPolicy(now: Vault.currentTime(), zone: SystemZone()))
             }

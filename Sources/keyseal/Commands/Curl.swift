@@ -60,7 +60,9 @@ struct Curl: ParsableCommand {
                 return try HeaderRenderer.render(template, secret: secret, as: .curl)
             }
             // -q first: no ~/.curlrc, which could add a proxy or a URL.
-            func arguments(_ descriptor: Int32) -> [String] { ["curl", "-q", "-K", "/dev/fd/\(descriptor)"] + curlArguments + [url] }
+            // The entry's CA certificates first, so an explicit --cacert after -- wins.
+            let trust = entry.metadata.fields.caCertificates.map { ["--cacert", $0] } ?? []
+            func arguments(_ descriptor: Int32) -> [String] { ["curl", "-q", "-K", "/dev/fd/\(descriptor)"] + trust + curlArguments + [url] }
             let environment = Launcher.environment(droppingPrefix: "KEYSEAL_")
             var descriptor = try ConfigPipe.fill(with: config)
             // A kept token may have expired on the server: watch the answer,

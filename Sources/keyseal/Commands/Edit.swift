@@ -29,6 +29,12 @@ struct Edit: ParsableCommand {
     @Flag(help: "Remove the base URL.")
     var noUrl = false
 
+    @Option(name: .customLong("cacert"), help: ArgumentHelp("A PEM file of CA certificates for the https URL.", valueName: "path"))
+    var caCertificates: String?
+
+    @Flag(name: .customLong("no-cacert"), help: "Verify the server with the system's CA certificates again.")
+    var noCACertificates = false
+
     @Option(name: .customLong("header"), help: ArgumentHelp("A new header template with one {secret}.", valueName: "template"))
     var headerTemplate: String?
 
@@ -46,9 +52,10 @@ struct Edit: ParsableCommand {
     func run() throws {
         try Failure.report {
             let resealing = description != nil || expires != nil || url != nil || noUrl || headerTemplate != nil || kind != nil
+                || caCertificates != nil || noCACertificates
             guard resealing || warnWithin != nil || maxAge != nil else {
                 throw CLIError(.usage, "nothing to change",
-                               hint: "give --description, --expires, --url, --no-url, --header, --kind, --warn-within or --max-age")
+                               hint: "give --description, --expires, --url, --no-url, --cacert, --no-cacert, --header, --kind, --warn-within or --max-age")
             }
             let newMaxAge: Int64?? = try maxAge.map { text in
                 if text == "none" { return nil }
@@ -58,6 +65,8 @@ struct Edit: ParsableCommand {
                 return seconds
             }
             if url != nil && noUrl { throw CLIError(.usage, "--url and --no-url contradict each other") }
+            if caCertificates != nil && noCACertificates { throw CLIError(.usage, "--cacert and --no-cacert contradict each other") }
+            let newCACertificates = try caCertificates.map(FieldInput.caCertificates)
             let newKind = try kind.map(FieldInput.kind)
             let newTemplate = try headerTemplate.map(FieldInput.headerTemplate)
             let newURL = try url.map(FieldInput.url)
@@ -86,6 +95,8 @@ struct Edit: ParsableCommand {
                 if let newExpiry { fields.expiresAt = newExpiry }
                 if let newURL { fields.url = newURL }
                 if noUrl { fields.url = nil }
+                if let newCACertificates { fields.caCertificates = newCACertificates }
+                if noCACertificates { fields.caCertificates = nil }
                 if let newKind {
                     // A template that was the old kind's default follows the kind.
                     let oldDefault = CredentialKind(rawValue: fields.kind)?.defaultHeaderTemplate

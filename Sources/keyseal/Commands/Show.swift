@@ -42,6 +42,8 @@ struct Show: ParsableCommand {
                 ["last used:", local(entry.lastUsedAt)],
                 ["fingerprint:", entry.fingerprintHex],
             ]
+            // Only when set: the system's CAs need no line.
+            if let caCertificates = entry.fields.caCertificates { rows.insert(["ca certificates:", caCertificates], at: 4) }
             for value in previous {
                 rows.append(["previous:", "version \(value.version), replaced \(local(value.replacedAt)), fingerprint \(value.fingerprintHex.prefix(12))"])
             }

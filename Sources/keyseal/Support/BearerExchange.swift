@@ -9,8 +9,9 @@ import Storage
 /// code is linked into keyseal and `header` of every other kind costs what
 /// it did. The request body (the API key) reaches curl on stdin, never in
 /// argv; the answer (the token) comes back on a pipe into guarded memory.
-/// TLS is curl's, verified against the system CAs; plain http:// only to a
-/// loopback address; no redirect is followed.
+/// TLS is curl's, verified against the system CAs or the entry's own CA
+/// file (--cacert); plain http:// only to a loopback address; no redirect is
+/// followed.
 enum BearerExchange {
     static let path = "/bim/apikey/authenticate"
     /// Seconds for the whole exchange, unless the vault's exchange-timeout says otherwise.
@@ -40,6 +41,7 @@ enum BearerExchange {
         ]
         // A proxy would see a plain-http body; loopback needs none.
         if base.scheme == "http" { arguments += ["--noproxy", "*"] }
+        if let caCertificates = entry.metadata.fields.caCertificates { arguments += ["--cacert", caCertificates] }
         arguments.append(base.text + path)
         let result = try ChildProcess.run(
             curl, arguments: arguments, environment: Launcher.environment(droppingPrefix: "KEYSEAL_"),

@@ -1,6 +1,9 @@
 import Policy
 import Sealing
 import Storage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Parses what users type for an entry's fields, each failure a usage error
 /// with an example that works.
@@ -16,6 +19,9 @@ enum FieldInput {
     /// A bearer entry's API key is exchanged at its base URL: it needs one,
     /// https, or http to a loopback address.
     static func checkKind(_ fields: EntryFields, name: String) throws {
+        if fields.caCertificates != nil, fields.url.flatMap({ try? ServiceURL($0) })?.scheme != "https" {
+            throw CLIError(.usage, "--cacert is for an entry whose URL is https://", hint: "give --url https://… as well")
+        }
         guard fields.kind == CredentialKind.bearer.rawValue else { return }
         guard let text = fields.url, let base = try? ServiceURL(text) else {
             throw CLIError(.usage, "a bearer entry needs the base URL its API key is exchanged at",
@@ -25,6 +31,22 @@ enum FieldInput {
             throw CLIError(.usage, "\(base.origin) is plain http: keyseal sends an API key over http only to a loopback address",
                            hint: "use https://")
         }
+    }
+
+    /// A CA certificates file for TLS with the entry's URL: stored as an
+    /// absolute path, and it must be a readable file now.
+    static func caCertificates(_ path: String) throws -> String {
+        guard let resolved = realpath(path, nil) else {
+            throw CLIError(.usage, "cannot use \(path.debugDescription) as CA certificates: \(String(cString: strerror(errno)))",
+                           hint: "give a PEM file, for example --cacert /etc/ssl/private-ca.pem")
+        }
+        defer { free(resolved) }
+        var info = stat()
+        guard stat(resolved, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(resolved, R_OK) == 0 else {
+            throw CLIError(.usage, "\(path.debugDescription) is not a readable file of CA certificates",
+                           hint: "give a PEM file, for example --cacert /etc/ssl/private-ca.pem")
+        }
+        return String(cString: resolved)
     }
 
     static func headerTemplate(_ text: String) throws -> String {
