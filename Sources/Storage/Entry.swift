@@ -50,6 +50,10 @@ public struct EntryMetadata: Equatable, Sendable {
     /// token older than this is exchanged anew before use. Not bound, like
     /// `warnWithin`.
     public let maxAge: Int64?
+    /// The id the issuing server gave this token (an Immuta PAT's
+    /// `tokenId`), set by `pat create`. Not bound: it names the token on the
+    /// server, for listing and revoking it there.
+    public let remoteID: String?
 
     public var fingerprintHex: String { Hex.encode(fingerprint) }
 

@@ -70,7 +70,8 @@ enum Schema {
         // Format 3: a bearer entry's token, kept between uses (sealed, bound
         // to the entry's id and the time it was obtained); the lifetimes
         // observed (obtained to first refusal); an entry's maximum token age;
-        // an entry's own CA certificates file (bound into its seal).
+        // an entry's own CA certificates file (bound into its seal); the id a
+        // server gave the token (a PAT's tokenId), for revoking it.
         """
         CREATE TABLE bearer_tokens (
             entry_id BLOB PRIMARY KEY REFERENCES entries (entry_id) ON DELETE CASCADE,
@@ -86,6 +87,7 @@ enum Schema {
         ) STRICT, WITHOUT ROWID;
         ALTER TABLE entries ADD COLUMN max_age INTEGER CHECK (max_age > 0);
         ALTER TABLE entries ADD COLUMN ca_certificates TEXT;
+        ALTER TABLE entries ADD COLUMN remote_id TEXT;
         """,
     ]
 

@@ -21,12 +21,13 @@ public final class UnlockedVault {
     @discardableResult
     public func add(
         name: String, fields: EntryFields, secret: borrowing SecretBytes, warnWithin: Int64? = nil,
-        now: Int64 = Vault.currentTime()
+        remoteID: String? = nil, now: Int64 = Vault.currentTime()
     ) throws(StorageError) -> EntryMetadata {
         try EntryName.validate(name)
         try fields.validate()
         try Vault.validate(warnWithin: warnWithin)
         try Self.validate(secret)
+        if let remoteID { try TextField.validate(remoteID, field: "token id", maxUTF8Length: 256, allowEmpty: false) }
         try vault.mapErrors {
             let entryID = try Random.bytes(Vault.entryIDLength)
             let binding = EntryBinding(name: name, fields: fields, createdAt: now, updatedAt: now)
@@ -38,13 +39,14 @@ public final class UnlockedVault {
                 let insert = try connection.prepare("""
                     INSERT INTO entries (name, entry_id, kind, header_template, url, description,
                         created_at, updated_at, expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within,
-                        ca_certificates)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)
+                        ca_certificates, remote_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)
                     """)
                 try insert.bind([
                     .text(name), .blob(entryID), .text(fields.kind), .text(fields.headerTemplate),
                     .text(fields.url), .text(fields.description), .int(now), .int(now), .int(fields.expiresAt),
                     .blob(fingerprint), .blob(box.nonce), .blob(box.ciphertext), .int(warnWithin), .text(fields.caCertificates),
+                    .text(remoteID),
                 ])
                 _ = try insert.step()
             }

@@ -379,7 +379,8 @@ struct StoredPreviousValue {
 struct StoredEntry {
     static let columns = """
         name, entry_id, kind, header_template, url, description, created_at, updated_at, \
-        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision, max_age, ca_certificates
+        expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision, max_age, ca_certificates,
+        remote_id
         """
     let metadata: EntryMetadata
     let box: SealedBox
@@ -397,21 +398,18 @@ struct StoredEntry {
               let fingerprint = row.blob(10), fingerprint.count == VaultKey.fingerprintLength,
               let nonce = row.blob(11), let ciphertext = row.blob(12)
         else { throw malformed() }
-        let url: String?
-        if row.isNull(4) { url = nil } else {
-            guard let text = row.text(4) else { throw malformed() }
-            url = text
+        func optionalText(_ column: Int32) throws -> String? {
+            if row.isNull(column) { return nil }
+            guard let text = row.text(column) else { throw malformed() }
+            return text
         }
-        var caCertificates: String?
-        if !row.isNull(16) {
-            guard let text = row.text(16) else { throw malformed() }
-            caCertificates = text
-        }
+        let url = try optionalText(4)
+        let caCertificates = try optionalText(16)
         let fields = EntryFields(kind: kind, headerTemplate: template, url: url,
                                  description: description, expiresAt: try optionalInt(8), caCertificates: caCertificates)
         metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
                                  lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13),
-                                 revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15))
+                                 revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15), remoteID: try optionalText(17))
         box = SealedBox(nonce: nonce, ciphertext: ciphertext)
     }
 }

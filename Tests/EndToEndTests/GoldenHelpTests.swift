@@ -35,6 +35,8 @@ SUBCOMMANDS:
                           only in its.
   login                   Exchange a bearer entry's API key for a token, to
                           check that it works.
+  pat                     Personal access tokens in Immuta's Request app,
+                          created straight into the vault.
   get                     Print an entry's raw secret, for scripts.
   list, ls                List entries with their expiry state (metadata only;
                           no passphrase needed).

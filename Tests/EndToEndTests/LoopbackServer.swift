@@ -105,8 +105,10 @@ final class LoopbackServer {
     }
 
     /// How the bearer exchange endpoint answers from now on (see the script).
-    func setExchange(key: String, mode: String = "ok", revoked: [String] = []) throws {
-        let object = try JSONSerialization.data(withJSONObject: ["key": key, "mode": mode, "revoked": revoked] as [String: Any])
+    func setExchange(key: String, mode: String = "ok", revoked: [String] = [], afterCreate: (vault: String, sql: String)? = nil) throws {
+        var setup: [String: Any] = ["key": key, "mode": mode, "revoked": revoked]
+        if let afterCreate { setup["vault"] = afterCreate.vault; setup["on_create_sql"] = afterCreate.sql }
+        let object = try JSONSerialization.data(withJSONObject: setup)
         try object.write(to: URL(fileURLWithPath: directory + "/exchange.json.tmp"))
         _ = rename(directory + "/exchange.json.tmp", directory + "/exchange.json")
     }
@@ -150,6 +152,14 @@ final class LoopbackServer {
 
         threading.Thread(target=watch, daemon=True).start()
 
+        def read_setup():
+            """exchange.json beside the log, as the test last wrote it ({} if none)."""
+            try:
+                with open(os.path.join(os.path.dirname(log_path), "exchange.json")) as f:
+                    return json.load(f)
+            except OSError:
+                return {}
+
         class Recording:
             def __init__(self, stream):
                 self.stream, self.lines = stream, []
@@ -188,12 +198,10 @@ final class LoopbackServer {
                     log.write(json.dumps(record) + "\n")
                 if self.command == "POST" and urllib.parse.urlsplit(self.path).path.endswith("/bim/apikey/authenticate"):
                     return self.exchange(body)
+                if self.command == "POST" and urllib.parse.urlsplit(self.path).path.endswith("/api/auth/tokens"):
+                    return self.create_token(body)
                 # A bearer token listed as revoked in exchange.json gets a 401.
-                try:
-                    with open(os.path.join(os.path.dirname(log_path), "exchange.json")) as f:
-                        revoked = json.load(f).get("revoked", [])
-                except OSError:
-                    revoked = []
+                revoked = read_setup().get("revoked", [])
                 authorization = self.headers.get("Authorization") or ""
                 if authorization.startswith("Bearer ") and authorization[7:] in revoked:
                     refusal = b'{"message":"token expired"}'
@@ -219,11 +227,7 @@ final class LoopbackServer {
             # 401-region | 500 | garbage | hang}; tokens are tok-1, tok-2, ...
             def exchange(self, body):
                 global issued
-                try:
-                    with open(os.path.join(os.path.dirname(log_path), "exchange.json")) as f:
-                        setup = json.load(f)
-                except OSError:
-                    setup = {}
+                setup = read_setup()
                 mode = setup.get("mode", "ok")
                 try:
                     sent = json.loads(body).get("apikey")
@@ -255,9 +259,39 @@ final class LoopbackServer {
                 self.end_headers()
                 self.wfile.write(payload)
 
+            # The Request app's PAT creation: needs a bearer token this server
+            # issued and did not revoke; answers {"tokenId", "token": pat-N}.
+            # exchange.json's "on_create_sql" and "vault" make it write to
+            # the vault after creating, as another keyseal would.
+            def create_token(self, body):
+                global created
+                setup = read_setup()
+                authorization = self.headers.get("Authorization") or ""
+                token = authorization[7:] if authorization.startswith("Bearer ") else ""
+                if not token.startswith("tok-") or token in setup.get("revoked", []):
+                    status, payload = 401, b'{"message":"Not authenticated."}'
+                else:
+                    import uuid, sqlite3
+                    with lock:
+                        created += 1
+                        number = created
+                    status = 200
+                    payload = json.dumps({"tokenId": str(uuid.uuid4()), "token": "pat-%d" % number}).encode()
+                    if setup.get("on_create_sql"):
+                        c = sqlite3.connect(setup["vault"])
+                        c.execute(setup["on_create_sql"])
+                        c.commit()
+                        c.close()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
 
         issued = 0
+        created = 0
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True

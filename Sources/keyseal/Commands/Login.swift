@@ -7,13 +7,13 @@ struct Login: ParsableCommand {
         commandName: "login",
         abstract: "Exchange a bearer entry's API key for a token, to check that it works.",
         discussion: """
-            POST <url>/bim/apikey/authenticate with the entry's API key (through \\
-            curl, the key on its stdin). header, curl and run do the same for a \\
+            POST <url>/bim/apikey/authenticate with the entry's API key (through \
+            curl, the key on its stdin). header, curl and run do the same for a \
             bearer entry when it has no kept token, or one older than its max age \
             (edit --max-age); login exchanges when they would, or always with \
-            --refresh, reports the outcome and prints no token. \\
-            Exit status: 0 a token was issued, 77 the key was refused, 69 the \\
-            server could not be reached (or TLS failed, or it timed out), 76 its \\
+            --refresh, reports the outcome and prints no token. \
+            Exit status: 0 a token was issued, 77 the key was refused, 69 the \
+            server could not be reached (or TLS failed, or it timed out), 76 its \
             answer was not the expected JSON.
             """)
 

@@ -44,6 +44,7 @@ struct Show: ParsableCommand {
             ]
             // Only when set: the system's CAs need no line.
             if let caCertificates = entry.fields.caCertificates { rows.insert(["ca certificates:", caCertificates], at: 4) }
+            if let remoteID = entry.remoteID { rows.append(["token id:", remoteID]) }
             for value in previous {
                 rows.append(["previous:", "version \(value.version), replaced \(local(value.replacedAt)), fingerprint \(value.fingerprintHex.prefix(12))"])
             }

@@ -75,7 +75,7 @@ enum BearerExchange {
     }
 
     /// curl's own failures: the host unreachable, TLS, the timeout.
-    private static func checkTransport(_ status: Int32, _ errorText: String, host: String, timeout: Int64) throws {
+    static func checkTransport(_ status: Int32, _ errorText: String, host: String, timeout: Int64) throws {
         let detail = errorText.split(separator: "\n").last.map { ": " + TextTable.printable(String($0)) } ?? ""
         switch status {
         case 0:

@@ -1,13 +1,16 @@
 import Sealing
 
 /// What an exchange endpoint answered, read from the JSON object in guarded
-/// memory: `{"authenticated": true, "token": "…"}`, or a refusal such as
+/// memory: `{"authenticated": true, "token": "…"}`, a new PAT
+/// (`{"tokenId": "…", "token": "…"}`), or a refusal such as
 /// `{"message": "Not authenticated."}`. The token is decoded straight into
 /// guarded memory; it never becomes a Swift string.
 struct ExchangeAnswer: ~Copyable {
     var authenticated: Bool?
     var token: SecretBytes?
     var message: String?
+    /// A created PAT's id (`{"tokenId": …, "token": …}`).
+    var tokenID: String?
 
     /// nil when `bytes` are not one JSON object (other values, nested to at
     /// most 32 levels, are skipped).
@@ -29,6 +32,9 @@ struct ExchangeAnswer: ~Copyable {
                 case "message" where reader.peek == UInt8(ascii: "\""):
                     guard let text = reader.readText(limit: 200) else { return nil }
                     answer.message = text
+                case "tokenId" where reader.peek == UInt8(ascii: "\""):
+                    guard let text = reader.readText(limit: 256) else { return nil }
+                    answer.tokenID = text
                 default:
                     guard reader.skipValue(depth: 0) else { return nil }
                 }
