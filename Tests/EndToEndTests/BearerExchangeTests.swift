@@ -1,5 +1,8 @@
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A `bearer` entry holds an Immuta API key; header, curl, run and login
 /// exchange it for a token at <url>/bim/apikey/authenticate, through the real
@@ -216,6 +219,31 @@ struct BearerExchangeTests {
         runs += [tampered, added]
         #expect(tampered.status == 65 && tampered.err.contains("trusted"), "\(tampered)")
         #expect(added.status == 65 && added.err.contains("untrusted"), "\(added)")
+        try sandbox.expectSealed(key, runs: runs)
+    }
+
+    @Test("a command run after an exchange gets SIGPIPE as the default, not ignored (it would be inherited through exec)")
+    func sigpipeIsNotLeftIgnored() async throws {
+        let sandbox = try Sandbox()
+        let server = try LoopbackServer(directory: sandbox.root + "/server")
+        defer { server.stop() }
+        let key = Sentinel.make("bearer-sigpipe")
+        var runs = try await setUp(sandbox, server, key: key)
+        // keyseal starts with SIGPIPE at its default (the test process may
+        // ignore it, and a shell cannot undo that), and its first use of the
+        // entry exchanges (curl on a pipe) in that same process.
+        let result = try await sandbox.python3("""
+            import os, signal, sys
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            os.execv(sys.argv[1], sys.argv[1:])
+            """, [sandbox.keyseal, "run", "--vault", sandbox.vault, "--env", "TOKEN=immuta", "--",
+                  "/bin/sh", "-c", "grep '^SigIgn:' /proc/self/status"], env: curlEnvironment)
+        runs.append(result)
+        #expect(result.status == 0, "\(result)")
+        let mask = try #require(UInt64(result.out.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespacesAndNewlines), radix: 16),
+                                "\(result)")
+        #expect(mask & (1 << (UInt64(SIGPIPE) - 1)) == 0, "SIGPIPE is ignored in the command: \(result)")
+        #expect(try exchanges(server).count == 1)
         try sandbox.expectSealed(key, runs: runs)
     }
 

@@ -52,7 +52,9 @@ struct ChildProcess {
         // The body is small (well under a pipe's 64 KiB), so it is written
         // whole before anything is read; SIGPIPE would end keyseal if the
         // child closed stdin early, so a short write is simply given up.
-        signal(SIGPIPE, SIG_IGN)
+        // An ignored SIGPIPE is inherited through exec, so it is put back at
+        // once: curl or run's command, started later, must get the default.
+        let previous = signal(SIGPIPE, SIG_IGN)
         input.withUnsafeBytes { bytes in
             var written = 0
             while written < bytes.count {
@@ -61,6 +63,7 @@ struct ChildProcess {
             }
         }
         close(stdinPipe[1])
+        signal(SIGPIPE, previous)
 
         var output = try SecretBytes(count: maxOutput)
         var outputLength = 0
