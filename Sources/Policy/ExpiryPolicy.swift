@@ -8,6 +8,9 @@ public enum ExpiryState: String, Equatable, Sendable, CaseIterable {
     case never
     /// A cached bearer token kept past its maximum age (the exchange uses it).
     case stale
+    /// Its issuing server no longer accepts it (revoked, inactive, or gone
+    /// from the server's list): as good as expired, whatever its date.
+    case revoked
 }
 
 /// The decisions about expiry, in one place: given `now` and the user's

@@ -54,6 +54,10 @@ public struct EntryMetadata: Equatable, Sendable {
     /// `tokenId`), set by `pat create`. Not bound: it names the token on the
     /// server, for listing and revoking it there.
     public let remoteID: String?
+    /// What the issuing server last said of the token (`pat sync`,
+    /// `pat revoke --keep`): active, inactive, revoked or missing; nil
+    /// when never asked. Not bound, like `remoteID`.
+    public let remoteState: RemoteState?
 
     public var fingerprintHex: String { Hex.encode(fingerprint) }
 
@@ -135,4 +139,18 @@ extension EntryFields {
         try TextField.validate(description, field: "description", maxUTF8Length: 1024, allowEmpty: true)
         if let caCertificates { try TextField.validate(caCertificates, field: "CA certificates path", maxUTF8Length: 4096, allowEmpty: false) }
     }
+}
+
+/// A token's state on the server that issued it, as keyseal last saw it.
+public enum RemoteState: String, Sendable, CaseIterable {
+    case active
+    /// Listed, but no longer active.
+    case inactive
+    /// Revoked through keyseal (`pat revoke --keep`).
+    case revoked
+    /// Not in the server's list any more.
+    case missing
+
+    /// Whether the server still accepts the token.
+    public var isUsable: Bool { self == .active }
 }

@@ -71,7 +71,8 @@ enum Schema {
         // to the entry's id and the time it was obtained); the lifetimes
         // observed (obtained to first refusal); an entry's maximum token age;
         // an entry's own CA certificates file (bound into its seal); the id a
-        // server gave the token (a PAT's tokenId), for revoking it.
+        // server gave the token (a PAT's tokenId), for revoking it, and what
+        // that server last said of it.
         """
         CREATE TABLE bearer_tokens (
             entry_id BLOB PRIMARY KEY REFERENCES entries (entry_id) ON DELETE CASCADE,
@@ -88,6 +89,8 @@ enum Schema {
         ALTER TABLE entries ADD COLUMN max_age INTEGER CHECK (max_age > 0);
         ALTER TABLE entries ADD COLUMN ca_certificates TEXT;
         ALTER TABLE entries ADD COLUMN remote_id TEXT;
+        ALTER TABLE entries ADD COLUMN remote_state TEXT
+            CHECK (remote_state IN ('active', 'inactive', 'revoked', 'missing'));
         """,
     ]
 

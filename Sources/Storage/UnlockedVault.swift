@@ -166,7 +166,7 @@ public final class UnlockedVault {
                 let update = try connection.prepare("""
                     UPDATE entries SET kind = ?, header_template = ?, url = ?, description = ?, expires_at = ?,
                         updated_at = ?, fingerprint = ?, nonce = ?, ciphertext = ?, revision = revision + 1,
-                        ca_certificates = ?
+                        ca_certificates = ?, remote_id = NULL, remote_state = NULL
                     WHERE entry_id = ?
                     """)
                 try update.bind([

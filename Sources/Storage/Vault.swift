@@ -272,10 +272,22 @@ public final class Vault {
     }
 
     func setPolicy(_ column: PolicyColumn, of name: String, to value: Int64?) throws(StorageError) {
+        try setColumn(column.rawValue, of: name, to: .int(value))
+    }
+
+    /// What the issuing server last said of an entry's token (nil: unknown).
+    /// Not bound, so no key is needed.
+    public func setRemoteState(_ name: String, _ state: RemoteState?) throws(StorageError) {
+        try setColumn("remote_state", of: name, to: .text(state?.rawValue))
+    }
+
+    /// One unsealed column of one entry, in a transaction of its own,
+    /// counted in `revision`. `column` is ours, never user input.
+    private func setColumn(_ column: String, of name: String, to value: SQLValue) throws(StorageError) {
         try mapErrors {
             try connection.immediateTransaction {
-                let update = try connection.prepare("UPDATE entries SET \(column.rawValue) = ?, revision = revision + 1 WHERE name = ?")
-                try update.bind([.int(value), .text(name)])
+                let update = try connection.prepare("UPDATE entries SET \(column) = ?, revision = revision + 1 WHERE name = ?")
+                try update.bind([value, .text(name)])
                 _ = try update.step()
                 if connection.changes == 0 { throw StorageError.entryNotFound(name: name) }
             }
@@ -380,7 +392,7 @@ struct StoredEntry {
     static let columns = """
         name, entry_id, kind, header_template, url, description, created_at, updated_at, \
         expires_at, last_used_at, fingerprint, nonce, ciphertext, warn_within, revision, max_age, ca_certificates,
-        remote_id
+        remote_id, remote_state
         """
     let metadata: EntryMetadata
     let box: SealedBox
@@ -409,7 +421,11 @@ struct StoredEntry {
                                  description: description, expiresAt: try optionalInt(8), caCertificates: caCertificates)
         metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
                                  lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13),
-                                 revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15), remoteID: try optionalText(17))
+                                 revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15), remoteID: try optionalText(17),
+                                 remoteState: try optionalText(18).map { text in
+                                     guard let state = RemoteState(rawValue: text) else { throw malformed() }
+                                     return state
+                                 })
         box = SealedBox(nonce: nonce, ciphertext: ciphertext)
     }
 }

@@ -113,6 +113,19 @@ final class LoopbackServer {
         _ = rename(directory + "/exchange.json.tmp", directory + "/exchange.json")
     }
 
+    /// The PATs the server's Request app holds (tokens.json), as JSON objects.
+    func serverTokens() throws -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: directory + "/tokens.json") else { return [] }
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+    }
+
+    /// Replaces the server's PATs, as an administrator's change would.
+    func setServerTokens(_ tokens: [[String: Any]]) throws {
+        let data = try JSONSerialization.data(withJSONObject: tokens)
+        try data.write(to: URL(fileURLWithPath: directory + "/tokens.json.tmp"))
+        _ = rename(directory + "/tokens.json.tmp", directory + "/tokens.json")
+    }
+
     /// Every request received so far, oldest first.
     func requests() throws -> [RecordedRequest] {
         let text = try String(contentsOfFile: logPath, encoding: .utf8)
@@ -198,8 +211,13 @@ final class LoopbackServer {
                     log.write(json.dumps(record) + "\n")
                 if self.command == "POST" and urllib.parse.urlsplit(self.path).path.endswith("/bim/apikey/authenticate"):
                     return self.exchange(body)
-                if self.command == "POST" and urllib.parse.urlsplit(self.path).path.endswith("/api/auth/tokens"):
+                route = urllib.parse.urlsplit(self.path).path
+                if self.command == "POST" and route.endswith("/api/auth/tokens"):
                     return self.create_token(body)
+                if self.command == "GET" and route.endswith("/api/auth/tokens"):
+                    return self.list_tokens()
+                if self.command == "DELETE" and "/api/auth/tokens/" in route:
+                    return self.revoke_token(route.rsplit("/", 1)[1])
                 # A bearer token listed as revoked in exchange.json gets a 401.
                 revoked = read_setup().get("revoked", [])
                 authorization = self.headers.get("Authorization") or ""
@@ -272,11 +290,18 @@ final class LoopbackServer {
                     status, payload = 401, b'{"message":"Not authenticated."}'
                 else:
                     import uuid, sqlite3
+                    request = json.loads(body or b"{}")
                     with lock:
                         created += 1
                         number = created
+                        token_id = str(uuid.uuid4())
+                        tokens = read_tokens()
+                        tokens.append({"tokenId": token_id, "description": request.get("description"), "active": True,
+                                       "creationDate": "2026-11-29T00:00:00.000Z",
+                                       "expirationDate": request.get("expirationDate")})
+                        write_tokens(tokens)
                     status = 200
-                    payload = json.dumps({"tokenId": str(uuid.uuid4()), "token": "pat-%d" % number}).encode()
+                    payload = json.dumps({"tokenId": token_id, "token": "pat-%d" % number}).encode()
                     if setup.get("on_create_sql"):
                         c = sqlite3.connect(setup["vault"])
                         c.execute(setup["on_create_sql"])
@@ -288,7 +313,51 @@ final class LoopbackServer {
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def authorized(self):
+                authorization = self.headers.get("Authorization") or ""
+                token = authorization[7:] if authorization.startswith("Bearer ") else ""
+                return (token.startswith("tok-") or token.startswith("pat-")) and token not in read_setup().get("revoked", [])
+
+            def reply(self, status, payload):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            # The Request app's list: every PAT made here (tokens.json, which
+            # a test may edit to change one on the "server").
+            def list_tokens(self):
+                if not self.authorized():
+                    return self.reply(401, b'{"message":"Not authenticated."}')
+                self.reply(200, json.dumps(read_tokens()).encode())
+
+            # Revoking: the PAT leaves the list.
+            def revoke_token(self, token_id):
+                if not self.authorized():
+                    return self.reply(401, b'{"message":"Not authenticated."}')
+                with lock:
+                    tokens = read_tokens()
+                    kept = [t for t in tokens if t["tokenId"] != token_id]
+                    write_tokens(kept)
+                if len(kept) == len(tokens):
+                    return self.reply(404, b'{"message":"Not found."}')
+                self.reply(200, b'{}')
+
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+        def read_tokens():
+            try:
+                with open(os.path.join(os.path.dirname(log_path), "tokens.json")) as f:
+                    return json.load(f)
+            except OSError:
+                return []
+
+        def write_tokens(tokens):
+            path = os.path.join(os.path.dirname(log_path), "tokens.json")
+            with open(path + ".tmp", "w") as f:
+                json.dump(tokens, f)
+            os.replace(path + ".tmp", path)
 
         issued = 0
         created = 0

@@ -49,11 +49,11 @@ struct Check: ParsableCommand {
         var results: [(entry: EntryMetadata, state: ExpiryState, attention: Bool)] = []
         for entry in try vault.entries() {
             let state = try report.state(of: entry, window: window)
-            let attention = state == .expired || state == .expiring || (strict && state == .never)
+            let attention = state == .expired || state == .revoked || state == .expiring || (strict && state == .never)
             results.append((entry, state, attention))
         }
         results.sort { ($0.entry.fields.expiresAt ?? .max, $0.entry.name) < ($1.entry.fields.expiresAt ?? .max, $1.entry.name) }
-        let status: ExitStatus = results.contains { $0.state == .expired } ? .expired
+        let status: ExitStatus = results.contains { $0.state == .expired || $0.state == .revoked } ? .expired
             : results.contains { $0.attention } ? .failure : .success
         if json {
             try Output.data(JSON.object([
@@ -68,14 +68,14 @@ struct Check: ParsableCommand {
                         ("attention", .bool(result.attention)),
                         ("expires", .optional(result.entry.fields.expiresAt.map(Timestamp.iso8601))),
                         ("days_left", result.entry.fields.expiresAt.map { .number(report.policy.daysLeft(until: $0)) } ?? .null),
-                        ("message", .string(report.policy.describe(expiresAt: result.entry.fields.expiresAt))),
+                        ("message", .string(report.describe(result.entry, state: result.state))),
                     ])
                 })),
             ]).rendered + "\n")
         } else if !quiet {
             for result in results where result.attention {
                 let name = TextTable.printable(result.entry.name)
-                try Output.data("\(name): \(result.state.rawValue), \(report.policy.describe(expiresAt: result.entry.fields.expiresAt))\n")
+                try Output.data("\(name): \(result.state.rawValue), \(report.describe(result.entry, state: result.state))\n")
             }
         }
         return status

@@ -66,7 +66,7 @@ struct List: ParsableCommand {
             var rows: [(entry: EntryMetadata, state: ExpiryState)] = try vault.entries().map { entry in
                 (entry, try report.state(of: entry, window: window))
             }
-            if expiring { rows = rows.filter { $0.state == .expiring || $0.state == .expired } }
+            if expiring { rows = rows.filter { $0.state == .expiring || $0.state == .expired || $0.state == .revoked } }
             if sort == .expiry {
                 rows.sort { a, b in
                     switch (a.entry.fields.expiresAt, b.entry.fields.expiresAt) {
@@ -81,7 +81,9 @@ struct List: ParsableCommand {
                 try Output.data(JSON.object([
                     ("vault", .string(vault.path)),
                     ("checked_at", .string(Timestamp.iso8601(report.policy.now))),
-                    ("entries", .array(rows.map { EntryJSON.object($0.entry, state: $0.state, policy: report.policy) })),
+                    ("entries", .array(try rows.map { row in
+                        EntryJSON.object(row.entry, state: row.state, policy: report.policy, extras: try EntryJSON.extras(row.entry, in: vault))
+                    })),
                 ]).rendered + "\n")
             } else {
                 try Output.data(Self.table(rows, policy: report.policy))
@@ -123,7 +125,7 @@ enum Colour {
 
     static func code(for state: ExpiryState) -> String? {
         switch state {
-        case .expired: "\u{1B}[31m"
+        case .expired, .revoked: "\u{1B}[31m"
         case .expiring, .stale: "\u{1B}[33m"
         case .ok: "\u{1B}[32m"
         case .never: nil

@@ -23,7 +23,8 @@ struct Show: ParsableCommand {
             let report = ExpiryReport(vault: vault)
             let state = try report.state(of: entry)
             if json {
-                try Output.data(EntryJSON.object(entry, state: state, policy: report.policy, previous: previous).rendered + "\n")
+                try Output.data(EntryJSON.object(entry, state: state, policy: report.policy, previous: previous,
+                                                 extras: try EntryJSON.extras(entry, in: vault)).rendered + "\n")
                 return
             }
             let zone = report.policy.zone
@@ -35,7 +36,7 @@ struct Show: ParsableCommand {
                 ["url:", entry.fields.url ?? "none"],
                 ["description:", entry.fields.description],
                 ["expires:", local(entry.fields.expiresAt)],
-                ["state:", "\(state.rawValue): \(report.policy.describe(expiresAt: entry.fields.expiresAt))"],
+                ["state:", "\(state.rawValue): \(report.describe(entry, state: state))"],
                 ["warn within:", entry.warnWithin.map(WindowInput.describe) ?? "the vault's window"],
                 ["created:", local(entry.createdAt)],
                 ["updated:", local(entry.updatedAt)],
@@ -85,7 +86,7 @@ extension Show {
 /// The JSON of one entry, shared by `list --json` and `show --json`.
 enum EntryJSON {
     static func object(_ entry: EntryMetadata, state: ExpiryState, policy: ExpiryPolicy,
-                       previous: [PreviousValue]? = nil) -> JSON {
+                       previous: [PreviousValue]? = nil, extras: [(String, JSON)] = []) -> JSON {
         var pairs: [(String, JSON)] = [
             ("name", .string(entry.name)),
             ("kind", .string(entry.fields.kind)),
@@ -101,6 +102,7 @@ enum EntryJSON {
             ("days_left", entry.fields.expiresAt.map { .number(policy.daysLeft(until: $0)) } ?? .null),
             ("warn_within", entry.warnWithin.map(JSON.number) ?? .null),
         ]
+        pairs += extras
         if let previous {
             pairs.append(("previous", .array(previous.map { value in
                 .object([
@@ -111,5 +113,22 @@ enum EntryJSON {
             })))
         }
         return .object(pairs)
+    }
+
+    /// Only for the entries they concern, so other entries' JSON is as it
+    /// was: a bearer entry's kept token (when it was obtained, never its
+    /// value) and max age; a PAT's server id and state.
+    static func extras(_ entry: EntryMetadata, in vault: Vault) throws -> [(String, JSON)] {
+        var pairs: [(String, JSON)] = []
+        if entry.fields.kind == CredentialKind.bearer.rawValue {
+            let kept = try vault.keptToken(of: try vault.sealedEntry(named: entry.name))
+            pairs.append(("token_obtained", .optional(kept.map { Timestamp.iso8601($0.obtainedAt) })))
+            pairs.append(("max_age", entry.maxAge.map(JSON.number) ?? .null))
+        }
+        if let remoteID = entry.remoteID {
+            pairs.append(("token_id", .string(remoteID)))
+            pairs.append(("remote_state", .optional(entry.remoteState?.rawValue)))
+        }
+        return pairs
     }
 }

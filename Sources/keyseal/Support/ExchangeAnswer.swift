@@ -46,9 +46,56 @@ struct ExchangeAnswer: ~Copyable {
     }
 }
 
+/// One PAT in the Request app's list (`GET /api/auth/tokens`); nothing in
+/// it is secret.
+struct RemoteToken: Equatable {
+    var tokenID: String
+    var active: Bool?
+    /// ISO 8601 as the server wrote it; nil when it has none (no expiry).
+    var expirationDate: String?
+
+    /// nil when `bytes` are not a JSON array of objects that each have a
+    /// string `tokenId`.
+    static func readList(_ bytes: UnsafeRawBufferPointer) -> [RemoteToken]? {
+        var reader = JSONReader(bytes: bytes)
+        var tokens: [RemoteToken] = []
+        guard reader.consume(UInt8(ascii: "[")) else { return nil }
+        if reader.consume(UInt8(ascii: "]")) { return reader.atEnd ? [] : nil }
+        repeat {
+            guard reader.consume(UInt8(ascii: "{")) else { return nil }
+            var tokenID: String?
+            var active: Bool?
+            var expirationDate: String?
+            if !reader.consume(UInt8(ascii: "}")) {
+                repeat {
+                    guard let key = reader.readText(limit: 256), reader.consume(UInt8(ascii: ":")) else { return nil }
+                    switch key {
+                    case "tokenId" where reader.peek == UInt8(ascii: "\""):
+                        tokenID = reader.readText(limit: 256)
+                        if tokenID == nil { return nil }
+                    case "active" where reader.peek == UInt8(ascii: "t") || reader.peek == UInt8(ascii: "f"):
+                        active = reader.readBool()
+                        if active == nil { return nil }
+                    case "expirationDate" where reader.peek == UInt8(ascii: "\""):
+                        expirationDate = reader.readText(limit: 64)
+                        if expirationDate == nil { return nil }
+                    default:
+                        guard reader.skipValue(depth: 1) else { return nil }
+                    }
+                } while reader.consume(UInt8(ascii: ","))
+                guard reader.consume(UInt8(ascii: "}")) else { return nil }
+            }
+            guard let tokenID else { return nil }
+            tokens.append(RemoteToken(tokenID: tokenID, active: active, expirationDate: expirationDate))
+        } while reader.consume(UInt8(ascii: ","))
+        guard reader.consume(UInt8(ascii: "]")), reader.atEnd else { return nil }
+        return tokens
+    }
+}
+
 /// A minimal JSON reader over bytes (RFC 8259), enough to pick a few members
 /// out of one object. Every read skips the white space before it.
-private struct JSONReader {
+struct JSONReader {
     let bytes: UnsafeRawBufferPointer
     var index = 0
 

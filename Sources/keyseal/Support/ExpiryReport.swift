@@ -49,10 +49,22 @@ final class ExpiryReport {
     }
 
     func state(of entry: EntryMetadata, window call: Int64? = nil) throws -> ExpiryState {
+        if let remote = entry.remoteState, !remote.isUsable { return .revoked }
         guard entry.fields.expiresAt != nil else { return .never }
         // The vault's setting is read only when the entry has no window of its own.
         let window = try call ?? entry.warnWithin ?? vaultWindow() ?? ExpiryPolicy.defaultWindow
         return policy.state(expiresAt: entry.fields.expiresAt, window: window)
+    }
+
+    /// The words for an entry's state: its expiry, or what its server said.
+    func describe(_ entry: EntryMetadata, state: ExpiryState) -> String {
+        guard state == .revoked, let remote = entry.remoteState else { return policy.describe(expiresAt: entry.fields.expiresAt) }
+        return switch remote {
+        case .revoked: "was revoked on its server (keyseal pat revoke --keep)"
+        case .inactive: "is no longer active on its server (keyseal pat sync)"
+        case .missing: "is gone from its server's list (keyseal pat sync)"
+        case .active: policy.describe(expiresAt: entry.fields.expiresAt)
+        }
     }
 
     /// Before a secret is used: one warning line on stderr when the entry is
@@ -63,12 +75,14 @@ final class ExpiryReport {
         switch state {
         case .expiring:
             Output.warning("\(TextTable.printable(entry.name.debugDescription)) \(policy.describe(expiresAt: entry.fields.expiresAt))")
-        case .expired:
+        case .expired, .revoked:
             let refuse = try refuseExpired || vault.setting(VaultSetting.refuseExpired.rawValue) == "true"
-            let line = "\(TextTable.printable(entry.name.debugDescription)) \(policy.describe(expiresAt: entry.fields.expiresAt))"
+            let line = "\(TextTable.printable(entry.name.debugDescription)) \(describe(entry, state: state))"
             if refuse {
-                throw CLIError(.expired, "\(line); refusing to use it",
-                               hint: "rotate it: keyseal rotate \(ShellQuote.quote(entry.name)) --expires 90d")
+                let hint = state == .revoked
+                    ? "its server no longer accepts it: make a new one (keyseal pat create …), then keyseal rm \(ShellQuote.quote(entry.name))"
+                    : "rotate it: keyseal rotate \(ShellQuote.quote(entry.name)) --expires 90d"
+                throw CLIError(.expired, "\(line); refusing to use it", hint: hint)
             }
             Output.warning("\(line); using it anyway")
         case .ok, .never, .stale:
