@@ -225,6 +225,39 @@ struct BearerExchangeTests {
         try sandbox.expectSealed(key, runs: runs)
     }
 
+    @Test("tokens that the server stops taking after 2 requests: every third curl renews the token behind the scenes, and every call gets through")
+    func tokensExpiringAfterNRequests() async throws {
+        let sandbox = try Sandbox()
+        let server = try LoopbackServer(directory: sandbox.root + "/server")
+        defer { server.stop() }
+        let key = Sentinel.make("bearer-expiring")
+        var runs = try await setUp(sandbox, server, key: key)
+        try server.setExchange(key: key, expireAfter: 2)
+        var warnings = 0
+        for call in 1...6 {
+            let result = try await ks(sandbox, ["curl", "immuta", "/data/connection/\(call)", "--", "-sS"])
+            runs.append(result)
+            #expect(result.status == 0 && result.out == LoopbackServer.responseBody, "call \(call): \(result)")
+            if !result.stderr.isEmpty {
+                warnings += 1
+                #expect(result.err.hasSuffix("(401); exchanged the API key again and repeated the request\n"), "\(result)")
+            }
+        }
+        // tok-1 serves calls 1 and 2; call 3 is refused, renewed (tok-2) and
+        // repeated; tok-2 serves it and call 4; call 5 renews again.
+        let data = try server.requests().filter { $0.path.hasPrefix("/base/data/") }
+        let used = data.map { $0.headers(named: "Authorization").first?.text ?? "" }
+        #expect(used == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2", "Bearer tok-2", "Bearer tok-2",
+                         "Bearer tok-3", "Bearer tok-3"], "\(data)")
+        #expect(warnings == 2)
+        #expect(try exchanges(server).count == 3)
+        let show = try await ks(sandbox, ["show", "immuta"])
+        // Lifetimes are keyed by the second a token was obtained: these came
+        // within one second, so at least one was recorded.
+        #expect(show.out.contains("lifetimes:") && show.out.contains(" observed, shortest "), "\(show)")
+        try sandbox.expectSealed(key, runs: runs + [show])
+    }
+
     @Test("a command run after an exchange gets SIGPIPE as the default, not ignored (it would be inherited through exec)")
     func sigpipeIsNotLeftIgnored() async throws {
         let sandbox = try Sandbox()

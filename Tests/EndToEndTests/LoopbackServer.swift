@@ -105,8 +105,10 @@ final class LoopbackServer {
     }
 
     /// How the bearer exchange endpoint answers from now on (see the script).
-    func setExchange(key: String, mode: String = "ok", revoked: [String] = [], afterCreate: (vault: String, sql: String)? = nil) throws {
+    func setExchange(key: String, mode: String = "ok", revoked: [String] = [], expireAfter: Int? = nil,
+                     afterCreate: (vault: String, sql: String)? = nil) throws {
         var setup: [String: Any] = ["key": key, "mode": mode, "revoked": revoked]
+        if let expireAfter { setup["expire_after"] = expireAfter }
         if let afterCreate { setup["vault"] = afterCreate.vault; setup["on_create_sql"] = afterCreate.sql }
         let object = try JSONSerialization.data(withJSONObject: setup)
         try object.write(to: URL(fileURLWithPath: directory + "/exchange.json.tmp"))
@@ -218,10 +220,17 @@ final class LoopbackServer {
                     return self.list_tokens()
                 if self.command == "DELETE" and "/api/auth/tokens/" in route:
                     return self.revoke_token(route.rsplit("/", 1)[1])
-                # A bearer token listed as revoked in exchange.json gets a 401.
-                revoked = read_setup().get("revoked", [])
+                # A bearer token listed as revoked in exchange.json gets a 401,
+                # and so does one used more than its "expire_after" times.
+                setup = read_setup()
+                revoked = setup.get("revoked", [])
                 authorization = self.headers.get("Authorization") or ""
-                if authorization.startswith("Bearer ") and authorization[7:] in revoked:
+                expired = False
+                if authorization.startswith("Bearer tok-") and setup.get("expire_after"):
+                    with lock:
+                        uses[authorization] = uses.get(authorization, 0) + 1
+                        expired = uses[authorization] > setup["expire_after"]
+                if authorization.startswith("Bearer ") and (authorization[7:] in revoked or expired):
                     refusal = b'{"message":"token expired"}'
                     self.send_response(401)
                     self.send_header("Content-Type", "application/json")
@@ -361,6 +370,7 @@ final class LoopbackServer {
 
         issued = 0
         created = 0
+        uses = {}
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
