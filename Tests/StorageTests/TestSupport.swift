@@ -23,6 +23,8 @@ enum Vectors {
     static let golden = "\(directory)/v1-golden.vault"
     static let goldenV2 = "\(directory)/v2-golden.vault"
     static let negativeV2 = "\(directory)/v2-negative.tsv"
+    static let goldenV3 = "\(directory)/v3-golden.vault"
+    static let negativeV3 = "\(directory)/v3-negative.tsv"
     static let other = "\(directory)/v1-other.vault"
     static let negative = "\(directory)/v1-negative.tsv"
 

@@ -170,3 +170,94 @@ import Sealing
         }
     }
 }
+
+/// The committed v3 vectors: a format-3 vault (Vectors/README.md) with a
+/// bearer entry (kept token, CA certificates, max age, one lifetime) and a
+/// PAT made by `pat create` (token id, remote state), opened as it is, and
+/// altered copies of it.
+@Suite struct FormatV3Vectors {
+    static let passphrase = "golden-passphrase-v3"
+    static let keptToken = "golden-bearer-token-0005"
+    static let obtainedAt = GoldenRecipe.createdAt + 60
+    static let tokenID = "6f1c0e9a-0000-4000-8000-000000000001"
+    static let extraItems: [GoldenRecipe.Item] = [
+        GoldenRecipe.Item(name: "immuta-bearer", secret: "IMMUTA-BEARER-KEY-GOLDEN-0004",
+                          fields: EntryFields(kind: "bearer", headerTemplate: "Authorization: Bearer {secret}",
+                                              url: "https://immuta.example.com", description: "Immuta API key, exchanged",
+                                              caCertificates: "/etc/ssl/golden-ca.pem")),
+        GoldenRecipe.Item(name: "immuta-created-pat", secret: "immuta-created-pat-golden-0006",
+                          fields: EntryFields(kind: "pat", headerTemplate: "Authorization: Bearer {secret}",
+                                              url: "https://immuta.example.com", description: "made by pat create",
+                                              expiresAt: 1_801_353_600)),
+    ]
+
+    private func keptText(_ unlocked: UnlockedVault, _ name: String) throws -> String? {
+        let sealed = try unlocked.vault.sealedEntry(named: name)
+        guard let kept = try unlocked.vault.keptToken(of: sealed) else { return nil }
+        return string(try unlocked.open(kept, of: sealed))
+    }
+
+    @Test func goldenVaultOpensWithExactContents() throws {
+        let directory = try TemporaryDirectory()
+        let path = try Vectors.copy(Vectors.goldenV3, into: directory)
+        let before = bytes(of: path)
+        let vault = try Vault.open(at: path)
+        #expect(vault.formatVersion == 3)
+        let unlocked = try vault.unlock(passphrase: secret(Self.passphrase))
+        for item in GoldenRecipe.items + Self.extraItems {
+            #expect(try secretText(unlocked, item.name) == item.secret)
+            #expect(try unlocked.open(item.name).metadata.fields == item.fields)
+        }
+        let bearer = try vault.metadata(named: "immuta-bearer")
+        #expect(bearer.maxAge == 3600)
+        #expect(try keptText(unlocked, "immuta-bearer") == Self.keptToken)
+        #expect(try vault.keptToken(of: try vault.sealedEntry(named: "immuta-bearer"))?.obtainedAt == Self.obtainedAt + 60)
+        #expect(try vault.tokenLifetimes(of: try vault.sealedEntry(named: "immuta-bearer"))
+            == [TokenLifetime(obtainedAt: Self.obtainedAt, endedAt: Self.obtainedAt + 30)])
+        let pat = try vault.metadata(named: "immuta-created-pat")
+        #expect(pat.remoteID == Self.tokenID && pat.remoteState == .active)
+        #expect(try vault.metadata(named: "gitlab").remoteID == nil)
+        #expect(bytes(of: path) == before, "reading a current-format vault wrote to it")
+    }
+
+    static let negativeVectors = FormatV1Vectors.load(Vectors.negativeV3, passphrase: passphrase)
+
+    @Test func theNegativeVectorListIsThere() {
+        #expect(Self.negativeVectors.count >= 10)
+    }
+
+    @Test(arguments: negativeVectors)
+    func alteredCopyIsRefused(vector: FormatV1Vectors.NegativeVector) throws {
+        let directory = try TemporaryDirectory()
+        let path = try Vectors.copy(Vectors.goldenV3, into: directory)
+        if vector.sql != "-" { try tamper(path, vector.sql) }
+        let before = bytes(of: path)
+        defer { #expect(bytes(of: path) == before, "the refusal changed the file") }
+        let allItems = GoldenRecipe.items + Self.extraItems
+        switch vector.expect {
+        case "intact":
+            let unlocked = try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            for item in allItems { #expect(try secretText(unlocked, item.name) == item.secret) }
+            #expect(try keptText(unlocked, "immuta-bearer") == Self.keptToken)
+        case "damaged":
+            #expect {
+                try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase)).vault.entries()
+            } throws: { error in
+                if case .damaged = error as? StorageError { return true }
+                return false
+            }
+        case let expect where expect.hasPrefix("token-tampered:"):
+            let name = String(expect.dropFirst("token-tampered:".count))
+            let unlocked = try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            #expect(throws: StorageError.entryTampered(name: name)) { _ = try keptText(unlocked, name) }
+            for item in allItems { #expect(try secretText(unlocked, item.name) == item.secret) }
+        case let expect where expect.hasPrefix("tampered:"):
+            let name = String(expect.dropFirst("tampered:".count))
+            let unlocked = try Vault.open(at: path).unlock(passphrase: secret(vector.passphrase))
+            #expect(throws: StorageError.entryTampered(name: name)) { _ = try unlocked.open(name) }
+            for item in allItems where item.name != name { #expect(try secretText(unlocked, item.name) == item.secret) }
+        default:
+            Issue.record("unknown expectation \(vector.expect)")
+        }
+    }
+}
