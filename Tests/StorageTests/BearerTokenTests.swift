@@ -15,12 +15,6 @@ import Testing
         return vault
     }
 
-    private func keptText(_ vault: UnlockedVault, _ name: String) throws -> String? {
-        let sealed = try vault.vault.sealedEntry(named: name)
-        guard let kept = try vault.vault.keptToken(of: sealed) else { return nil }
-        return string(try vault.open(kept, of: sealed))
-    }
-
     @Test func aKeptTokenOpensToItsValueAndIsSealedInTheFile() throws {
         let directory = try TemporaryDirectory()
         let vault = try vaultWithBearer(directory)

@@ -76,3 +76,10 @@ func secretText(_ vault: UnlockedVault, _ name: String) throws -> String {
     let entry = try vault.open(name)
     return string(entry.secret)
 }
+
+/// The kept bearer token of `name` as text, or nil when it has none.
+func keptText(_ vault: UnlockedVault, _ name: String) throws -> String? {
+    let sealed = try vault.vault.sealedEntry(named: name)
+    guard let kept = try vault.vault.keptToken(of: sealed) else { return nil }
+    return string(try vault.open(kept, of: sealed))
+}

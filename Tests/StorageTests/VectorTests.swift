@@ -191,12 +191,6 @@ import Sealing
                                               expiresAt: 1_801_353_600)),
     ]
 
-    private func keptText(_ unlocked: UnlockedVault, _ name: String) throws -> String? {
-        let sealed = try unlocked.vault.sealedEntry(named: name)
-        guard let kept = try unlocked.vault.keptToken(of: sealed) else { return nil }
-        return string(try unlocked.open(kept, of: sealed))
-    }
-
     @Test func goldenVaultOpensWithExactContents() throws {
         let directory = try TemporaryDirectory()
         let path = try Vectors.copy(Vectors.goldenV3, into: directory)
