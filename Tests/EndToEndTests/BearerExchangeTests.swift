@@ -32,16 +32,15 @@ struct BearerExchangeTests {
         let key = Sentinel.make("bearer-key")
         var runs = try await setUp(sandbox, server, key: key)
         #expect(runs.allSatisfy { $0.status == 0 }, "\(runs)")
-        // The key and the tokens, in the argv and environment of this test's
-        // keyseal and curl processes (other tests' servers issue tok-1 too).
+        // Tokens unique to this test, so the /proc sampler below (which reads
+        // every process) cannot mistake another test's token for ours.
+        let tok = Sentinel.make("bearer-token") + "-"
+        try server.setExchange(key: key, tokenPrefix: tok)
+        // The key and the tokens, in every process's argv and environment.
         // `run`, whose command gets the token in its environment by design,
         // comes after the sampling.
-        let (vaultPath, origin) = (sandbox.vault, server.origin)
-        let sampler = SecretsSampler(needles: [("the API key", Data(key.utf8)), ("tok-1", Data("Bearer tok-1".utf8)),
-                                               ("tok-1 alone", Data("tok-1\0".utf8)), ("tok-2", Data("tok-2".utf8))]) { view in
-            let line = view.arguments.joined(separator: " ")
-            return (view.arguments.first.map { $0.hasSuffix("curl") || $0.hasSuffix("keyseal") } ?? false)
-                && (line.contains(vaultPath) || line.contains(origin))
+        let sampler = SecretsSampler(needles: [("the API key", Data(key.utf8)), ("a token", Data(tok.utf8))]) { view in
+            view.arguments.first.map { $0.hasSuffix("curl") || $0.hasSuffix("keyseal") } ?? false
         }
 
         let header = try await ks(sandbox, ["header", "immuta"])
@@ -55,16 +54,17 @@ struct BearerExchangeTests {
                                         env: curlEnvironment)
         runs += [header, curl, run, login, refreshed, after, show]
 
-        #expect(header.status == 0 && header.out == "Authorization: Bearer tok-1\n" && header.stderr.isEmpty, "\(header)")
+        #expect(header.status == 0 && header.out == "Authorization: Bearer \(tok)1\n" && header.stderr.isEmpty, "\(header)")
         #expect(curl.status == 0 && curl.out == LoopbackServer.responseBody, "\(curl)")
-        #expect(run.status == 0 && run.out == "tok-2", "\(run)")
+        #expect(run.status == 0 && run.out == "\(tok)2", "\(run)")
         #expect(login.status == 0 && login.out.isEmpty && login.err.hasPrefix("keyseal: \"immuta\" has a token from "), "\(login)")
         #expect(refreshed.status == 0 && refreshed.out.isEmpty, "\(refreshed)")
-        #expect(refreshed.err == "keyseal: \(server.origin) accepted the API key of \"immuta\" and issued a bearer token (5 bytes)\n", "\(refreshed)")
-        #expect(after.status == 0 && after.out == "Authorization: Bearer tok-2\n", "\(after)")
+        #expect(refreshed.err == "keyseal: \(server.origin) accepted the API key of \"immuta\" and issued a bearer token "
+            + "(\((tok + "2").utf8.count) bytes)\n", "\(refreshed)")
+        #expect(after.status == 0 && after.out == "Authorization: Bearer \(tok)2\n", "\(after)")
         #expect(show.status == 0 && show.out.contains("token:") && show.out.contains(" ago"), "\(show)")
         #expect(show.out.contains("max age:") && show.out.contains("none (kept until a server refuses it)"), "\(show)")
-        #expect(!show.out.contains("tok-"), "\(show)")
+        #expect(!show.out.contains(tok), "\(show)")
 
         let requests = try server.requests()
         let exchanges = try exchanges(server)
@@ -78,11 +78,11 @@ struct BearerExchangeTests {
         }
         // The data request carried the kept token, not the key.
         let data = requests.filter { $0.path == "/base/data/connection/123" }
-        #expect(data.map { $0.headers(named: "Authorization").map(\.text) } == [["Bearer tok-1"]], "\(requests)")
+        #expect(data.map { $0.headers(named: "Authorization").map(\.text) } == [["Bearer \(tok)1"]], "\(requests)")
         #expect(report.samples > 0)
         #expect(report.leaks.isEmpty, "the API key or a token was in a command line or environment: \(report.leaks)")
         let file = sandbox.bytes(sandbox.vault) ?? Data()
-        #expect(file.range(of: Data("tok-1".utf8)) == nil && file.range(of: Data("tok-2".utf8)) == nil, "a token is in the vault in the clear")
+        #expect(file.range(of: Data(tok.utf8)) == nil, "a token is in the vault in the clear")
         try sandbox.expectSealed(key, runs: runs)
     }
 

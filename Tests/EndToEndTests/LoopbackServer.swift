@@ -106,8 +106,9 @@ final class LoopbackServer {
 
     /// How the bearer exchange endpoint answers from now on (see the script).
     func setExchange(key: String, mode: String = "ok", revoked: [String] = [], expireAfter: Int? = nil,
-                     afterCreate: (vault: String, sql: String)? = nil) throws {
+                     tokenPrefix: String? = nil, afterCreate: (vault: String, sql: String)? = nil) throws {
         var setup: [String: Any] = ["key": key, "mode": mode, "revoked": revoked]
+        if let tokenPrefix { setup["token_prefix"] = tokenPrefix }
         if let expireAfter { setup["expire_after"] = expireAfter }
         if let afterCreate { setup["vault"] = afterCreate.vault; setup["on_create_sql"] = afterCreate.sql }
         let object = try JSONSerialization.data(withJSONObject: setup)
@@ -268,7 +269,7 @@ final class LoopbackServer {
                 if mode == "ok":
                     with lock:
                         issued += 1
-                        token = "tok-%d" % issued
+                        token = setup.get("token_prefix", "tok-") + str(issued)
                     status, payload = 200, json.dumps({"authenticated": True, "token": token}).encode()
                 elif mode == "false":
                     status, payload = 200, b'{"authenticated": false}'
