@@ -46,11 +46,12 @@ struct Curl: ParsableCommand {
                 throw CLIError(.unavailable, "curl was not found on PATH", hint: "install it, for example: apt-get install curl")
             }
             let vault = try vaultOptions.open()
-            let metadata = try vault.metadata(named: name)
+            // One read of the row: checked, then opened.
+            let sealed = try vault.sealedEntry(named: name)
+            let metadata = sealed.metadata
             let url = try requestURL(for: metadata)
             try checkCurlArguments(for: metadata)
             try ExpiryReport(vault: vault).checkBeforeUse(metadata, refuseExpired: expiryOptions.refuseExpired)
-            let sealed = try vault.sealedEntry(named: name)
             let unlocked = try unlockOptions.unlock(vault)
             let entry = try unlocked.open(sealed)
             let template = try StoredTemplate.parse(entry.metadata)

@@ -29,13 +29,13 @@ struct Login: ParsableCommand {
     func run() throws {
         try Failure.report {
             let vault = try vaultOptions.open()
-            let metadata = try vault.metadata(named: name)
+            let sealed = try vault.sealedEntry(named: name)
+            let metadata = sealed.metadata
             guard metadata.fields.kind == CredentialKind.bearer.rawValue else {
                 throw CLIError(.usage, "\(name.debugDescription) is a \(metadata.fields.kind) entry; only bearer entries hold an API key to exchange",
                                hint: "store the key with keyseal add NAME --kind bearer --url https://immuta.example.com")
             }
             let base = try BearerExchange.baseURL(of: metadata)
-            let sealed = try vault.sealedEntry(named: name)
             let unlocked = try unlockOptions.unlock(vault)
             let entry = try unlocked.open(sealed)
             let before = try vault.keptToken(of: sealed)
