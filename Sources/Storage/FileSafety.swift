@@ -74,6 +74,12 @@ enum FileSafety {
         _ = chmod(path, fileMode)
     }
 
+    /// True when both paths name one file (hard links, symlinks, ./ forms).
+    static func sameFile(_ first: String, _ second: String) -> Bool {
+        var a = stat(), b = stat()
+        return stat(first, &a) == 0 && stat(second, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
     static func remove(_ path: String) {
         _ = unlink(path)
     }

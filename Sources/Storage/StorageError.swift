@@ -34,6 +34,11 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case lastKeySlot
     /// A key-slot change needs the vault key in this process, not in an agent.
     case needsVaultKey
+    /// A backup would replace a file that is not a backup of this vault.
+    case backupTargetOccupied(path: String)
+    /// A copy (backup or restore) was made but did not verify: it was not
+    /// published, or the restored vault does not open as it should.
+    case copyNotVerified(path: String, report: VerifyReport)
 
     public var description: String {
         switch self {
@@ -64,6 +69,11 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case let .keySlotNotFound(id): "no key slot \(id)"
         case .lastKeySlot: "refusing to remove the last key slot: nothing could unlock the vault"
         case .needsVaultKey: "this needs the vault key itself, not the unlock agent"
+        case let .backupTargetOccupied(path): "\(path) exists and is not a backup of this vault"
+        case let .copyNotVerified(path, report):
+            "the copy at \(path) did not verify: "
+                + (report.integrityProblems.first.map { "the file fails SQLite's checks (\($0))" }
+                    ?? report.failures.map { "\($0.name.debugDescription) (\($0.part))" }.joined(separator: ", ") + " did not open")
         }
     }
 }

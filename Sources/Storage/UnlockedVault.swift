@@ -238,12 +238,12 @@ public final class UnlockedVault {
 
     /// Opens a row's value and checks its stored fingerprint, the one column
     /// the seal does not cover, against the value itself.
-    private func openSecret(_ stored: StoredEntry) throws -> SecretBytes {
+    func openSecret(_ stored: StoredEntry) throws -> SecretBytes {
         try openChecked(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding),
                         fingerprint: stored.metadata.fingerprint, name: stored.metadata.name)
     }
 
-    private func openChecked(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8], name: String) throws -> SecretBytes {
+    func openChecked(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8], name: String) throws -> SecretBytes {
         do {
             return try sealer.openVerified(box, associatedData: associatedData, fingerprint: fingerprint)
         } catch .authenticationFailed, .invalidLength {

@@ -11,6 +11,9 @@ public final class Vault {
     public let vaultID: [UInt8]
     public let formatVersion: Int64
     let connection: Connection
+    /// Set when opening migrated the file to this keyseal's format: where
+    /// the file as it was before was copied (the caller should say so).
+    public private(set) var automaticBackupPath: String?
 
     public static let maxSecretLength = 64 * 1024
     static let vaultIDLength = 16
@@ -29,6 +32,10 @@ public final class Vault {
     /// Opens an existing vault; never creates one and never writes to a file
     /// that is not a keyseal vault.
     public static func open(at path: String) throws(StorageError) -> Vault {
+        try open(at: path, backupBeforeMigrating: true)
+    }
+
+    static func open(at path: String, backupBeforeMigrating: Bool) throws(StorageError) -> Vault {
         guard FileSafety.exists(path) else { throw .vaultNotFound(path: path) }
         if FileSafety.isDirectory(path) { throw .notAVault(path: path) }
         return try mapErrors(path: path) {
@@ -50,8 +57,13 @@ public final class Vault {
             let vault = try loadHeader(path: path, connection: connection, expectedFormat: version)
             // Read once more only after a migration changed it.
             guard version < Schema.currentVersion else { return vault }
+            // A migration rewrites the file: the old one is kept first.
+            let saved = backupBeforeMigrating ? try automaticBackup(
+                of: connection, vaultPath: path, reason: "before-format-\(Schema.currentVersion)", now: currentTime()) : nil
             try Schema.migrate(connection, from: version)
-            return try loadHeader(path: path, connection: connection, expectedFormat: Schema.currentVersion)
+            let migrated = try loadHeader(path: path, connection: connection, expectedFormat: Schema.currentVersion)
+            migrated.automaticBackupPath = saved
+            return migrated
         }
     }
 

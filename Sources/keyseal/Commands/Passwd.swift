@@ -9,7 +9,9 @@ struct Passwd: ParsableCommand {
         discussion: """
             Unlocks with the current passphrase (or key file), then replaces the \
             passphrase slot in one transaction: afterwards the old passphrase \
-            opens nothing. The new passphrase comes from a terminal (asked \
+            opens nothing in the vault. The vault as it was is first copied to \
+            PATH.backups/ (the path is printed); the old passphrase opens that \
+            copy, so delete it if the old passphrase leaked. The new passphrase comes from a terminal (asked \
             twice) or from --new-passphrase-fd N.
             """)
 
@@ -39,8 +41,10 @@ struct Passwd: ParsableCommand {
                     throw CLIError(.usage, "the passphrases do not match", hint: "run keyseal passwd again")
                 }
             }
+            let saved = try vault.automaticBackup(reason: "before-passwd")
             try unlocked.changePassphrase(to: first, kdf: parameters)
-            Output.info("changed the passphrase of \(vault.path); the old one opens nothing")
+            Output.info("changed the passphrase of \(vault.path); the old one opens nothing in it")
+            Output.info("the vault as it was, which the old passphrase still opens, is kept at \(saved); delete it if the old passphrase leaked")
         }
     }
 }

@@ -48,7 +48,11 @@ struct VaultLocation: Equatable {
     }
 
     func open() throws -> Vault {
-        try Vault.open(at: path)
+        let vault = try Vault.open(at: path)
+        if let saved = vault.automaticBackupPath {
+            Output.info("upgraded \(vault.path) to vault format \(vault.formatVersion); the file as it was is kept at \(saved)")
+        }
+        return vault
     }
 }
 
@@ -70,8 +74,8 @@ struct UnlockOptions: ParsableArguments {
         try method.passphrase(prompt: prompt)
     }
 
-    func unlock(_ vault: Vault) throws -> UnlockedVault {
-        try method.unlock(vault)
+    func unlock(_ vault: Vault, describedAs label: String? = nil) throws -> UnlockedVault {
+        try method.unlock(vault, describedAs: label)
     }
 
     func unlockLocally(_ vault: Vault) throws -> UnlockedVault {
@@ -88,23 +92,25 @@ struct UnlockMethod: Equatable {
         try PassphraseSource.resolve(fd: passphraseFD).read(prompt: prompt)
     }
 
-    func unlock(_ vault: Vault) throws -> UnlockedVault {
+    func unlock(_ vault: Vault, describedAs label: String? = nil) throws -> UnlockedVault {
         if !noAgent, let client = try AgentConnection.find(for: vault) {
             // The descriptor is not needed; it must not reach curl or run's command.
             if let passphraseFD { PassphraseSource.release(passphraseFD) }
             return vault.unlocked(by: client)
         }
-        return try unlockLocally(vault)
+        return try unlockLocally(vault, describedAs: label)
     }
 
     /// Unlocks in this process, never through the agent: for commands that
     /// need the vault key itself (unlock, passwd, key add).
-    func unlockLocally(_ vault: Vault) throws -> UnlockedVault {
+    /// `label` names the vault in the prompt when its path would mislead
+    /// (restore opens a private copy of the backup).
+    func unlockLocally(_ vault: Vault, describedAs label: String? = nil) throws -> UnlockedVault {
         let source = PassphraseSource.resolve(fd: passphraseFD)
         if !source.isExplicit, let keyFile = Environment.value("KEYSEAL_KEYFILE"), !keyFile.isEmpty {
             return try vault.unlock(keyFile: KeyFile.read(keyFile))
         }
-        let passphrase = try source.read(prompt: "Passphrase for \(vault.path): ")
+        let passphrase = try source.read(prompt: "Passphrase for \(label ?? vault.path): ")
         // An empty passphrase never unlocks (init refuses one): reported as
         // an unlock failure without running the KDF.
         if passphrase.count == 0 {
@@ -131,6 +137,16 @@ enum FileSystem {
     static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0
+    }
+
+    static func sameFile(_ first: String, _ second: String) -> Bool {
+        var a = stat(), b = stat()
+        return stat(first, &a) == 0 && stat(second, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     static func remove(_ path: String) {

@@ -18,6 +18,8 @@ enum Output {
 
     static func warning(_ text: String) { write(STDERR_FILENO, "keyseal: warning: \(text)\n") }
 
+    static func hint(_ text: String) { write(STDERR_FILENO, "keyseal: hint: \(text)\n") }
+
     static func error(_ text: String, hint: String? = nil) {
         var message = "keyseal: error: \(text)\n"
         if let hint { message += "keyseal: hint: \(hint)\n" }
