@@ -39,6 +39,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     /// A copy (backup or restore) was made but did not verify: it was not
     /// published, or the restored vault does not open as it should.
     case copyNotVerified(path: String, report: VerifyReport)
+    /// An import names entries that exist already (or twice): nothing was written.
+    case importConflicts(names: [String])
 
     public var description: String {
         switch self {
@@ -69,6 +71,9 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case let .keySlotNotFound(id): "no key slot \(id)"
         case .lastKeySlot: "refusing to remove the last key slot: nothing could unlock the vault"
         case .needsVaultKey: "this needs the vault key itself, not the unlock agent"
+        case let .importConflicts(names):
+            "\(names.count == 1 ? "an entry" : "\(names.count) entries") of the import exist already or come twice: "
+                + names.prefix(10).map(\.debugDescription).joined(separator: ", ") + (names.count > 10 ? ", ..." : "")
         case let .backupTargetOccupied(path): "\(path) exists and is not a backup of this vault"
         case let .copyNotVerified(path, report):
             "the copy at \(path) did not verify: "

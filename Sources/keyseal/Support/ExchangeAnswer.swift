@@ -120,6 +120,25 @@ struct JSONReader {
         return true
     }
 
+    /// `null`, consumed; false (and nothing consumed) for anything else.
+    mutating func readNull() -> Bool {
+        consumeWord("null")
+    }
+
+    /// A JSON number that is a whole number fitting in 64 bits.
+    mutating func readInteger() -> Int64? {
+        skipSpace()
+        let start = index
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+        let digits = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        guard let value = Int64(digits) else {
+            index = start
+            return nil
+        }
+        return value
+    }
+
     mutating func readBool() -> Bool? {
         if consumeWord("true") { return true }
         if consumeWord("false") { return false }

@@ -84,7 +84,7 @@ enum Failure {
             case .vaultNotFound, .entryNotFound, .noPreviousValue, .keySlotNotFound: return .notFound
             case .lastKeySlot: return .usage
             case .needsVaultKey: return .unlock
-            case .vaultExists, .entryExists, .backupTargetOccupied: return .exists
+            case .vaultExists, .entryExists, .backupTargetOccupied, .importConflicts: return .exists
             case .notAVault, .newerFormat, .damaged, .entryTampered, .copyNotVerified: return .data
             case .unlockFailed: return .unlock
             case .invalidName, .invalidSecret, .invalidField: return .usage
@@ -120,6 +120,7 @@ enum Failure {
         case .diskFull: return "free some space; the vault is unchanged"
         case .readOnly: return "check the file's permissions and the file system"
         case .sealing(.sealerUnavailable): return "run keyseal unlock again, or use --no-agent"
+        case .importConflicts: return "nothing was imported; add --replace to replace them (an automatic backup is taken first), or rename or remove them"
         case .backupTargetOccupied: return "choose a new path; keyseal replaces only an older backup of the same vault"
         case .copyNotVerified: return "nothing was replaced; run \"keyseal verify\" on the source and restore what fails from another backup"
         case .invalidSecret, .invalidField, .io, .sealing: return nil
