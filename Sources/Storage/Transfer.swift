@@ -95,11 +95,15 @@ extension UnlockedVault {
     /// this returns.
     public func importEntries(replace: Bool, now: Int64 = Vault.currentTime(), _ source: (ImportSession) throws -> Void) throws -> ImportSummary {
         let session = ImportSession(vault: vault, sealer: sealer, replace: replace, now: now)
-        try vault.mapErrors {
+        // The source's own errors (a malformed line, a wrong passphrase)
+        // reach the caller as they are; only SQLite's are mapped.
+        do {
             try vault.connection.immediateTransaction {
                 try source(session)
                 if !session.summary.conflicts.isEmpty { throw StorageError.importConflicts(names: session.summary.conflicts) }
             }
+        } catch let error as SQLiteError {
+            throw Vault.map(error, path: vault.path)
         }
         for name in session.summary.added + session.summary.replaced {
             do { _ = try open(name) } catch { throw StorageError.verificationFailed(name: name) }

@@ -266,8 +266,8 @@ enum ExportReader {
 
     /// Reads a plaintext export: the document is scanned as it streams in,
     /// and each entry object is gathered in guarded memory and read alone.
-    /// "format" and "version" must come before "entries" (keyseal writes
-    /// them so), so nothing is taken from a file that is not an export.
+    /// A file without "format": "keyseal-export" and "version": 1 fails
+    /// (at the end when they follow "entries": the import is one transaction).
     static func readPlaintext(_ source: inout GuardedByteSource, file: String, progress: (Int, Int64) -> Void, into session: ImportSession) throws {
         let scanner = JSONStreamScanner(file: file)
         try scanner.expect(UInt8(ascii: "{"), &source)
@@ -283,9 +283,10 @@ enum ExportReader {
             case "sealed":
                 guard try scanner.smallScalar(&source) == "false" else { throw malformed(file, "it says it is sealed, but is JSON") }
             case "entries":
-                guard format == ExportFile.formatName, version == ExportFile.version else {
-                    throw malformed(file, "\"format\": \"keyseal-export\" and \"version\": 1 must come before \"entries\"")
-                }
+                // keyseal writes "format" first, but a file reformatted by
+                // another tool may not: then it is checked at the end, and
+                // the import (one transaction) fails whole if it is wrong.
+                if let format, format != ExportFile.formatName { throw malformed(file, "it is JSON but not a keyseal export") }
                 try scanner.expect(UInt8(ascii: "["), &source)
                 var entry = try GuardedText(capacity: 4096, limit: ExportFile.maxMessageLength)
                 if try !scanner.consume(UInt8(ascii: "]"), &source) {
@@ -310,7 +311,8 @@ enum ExportReader {
             }
         } while try scanner.consume(UInt8(ascii: ","), &source)
         try scanner.expect(UInt8(ascii: "}"), &source)
-        guard format == ExportFile.formatName else { throw malformed(file, "it is JSON but not a keyseal export") }
+        guard format == ExportFile.formatName else { throw malformed(file, "it is JSON but not a keyseal export (no \"format\": \"keyseal-export\")") }
+        guard version == ExportFile.version else { throw malformed(file, "it is not version 1 of the export format") }
         scanner.skipSpace(&source)
         guard try source.peek() == nil else { throw malformed(file, "text follows the JSON document") }
     }
