@@ -6,7 +6,7 @@ import Storage
 struct GitCredential: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "git-credential",
-        abstract: "A git credential helper: hands git an entry's PAT for https.",
+        abstract: "Give git an entry's PAT, as a git credential helper.",
         discussion: """
             Set up with: git config --global credential.https://HOST.helper \
             '!keyseal git-credential'. get prints the username and password of \
