@@ -30,7 +30,7 @@ struct Keyseal: ParsableCommand {
             """,
         version: version,
         subcommands: [
-            Init.self, Add.self, Header.self, Curl.self, Run.self, Login.self, Pat.self, Get.self, List.self, Show.self,
+            Init.self, Add.self, Header.self, Curl.self, Run.self, Login.self, Pat.self, Get.self, GitCredential.self, List.self, Show.self,
             Check.self, Calendar.self, Config.self,
             Edit.self, Rename.self, Rotate.self, Remove.self,
             Unlock.self, Lock.self, Status.self, Passwd.self, Backup.self, Restore.self, Verify.self, Export.self, Import.self, Key.self, AgentProcess.self, Completions.self,

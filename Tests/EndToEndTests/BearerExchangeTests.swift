@@ -170,28 +170,10 @@ struct BearerExchangeTests {
         try sandbox.expectSealed(key, runs: runs)
     }
 
-    /// A CA and a certificate for 127.0.0.1 signed by it, made with openssl
-    /// in `directory`; returns the paths of the CA, the server's chain and key.
-    private func makeCertificates(_ sandbox: Sandbox, in directory: String) async throws -> (ca: String, chain: String, key: String) {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let script = #"""
-            set -e
-            cd "$1"
-            curve="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-            openssl req -x509 $curve -keyout ca.key -out ca.pem -days 2 -subj "/CN=keyseal test CA" 2>/dev/null
-            openssl req $curve -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
-            printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > ext.cnf
-            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
-            """#
-        let made = try await sandbox.shell(script, [directory])
-        try #require(made.status == 0, "openssl failed: \(made)")
-        return (directory + "/ca.pem", directory + "/server.pem", directory + "/server.key")
-    }
-
     @Test("https: --cacert makes a private CA's server trusted for the exchange and for curl; without it TLS fails (69); the path is sealed")
     func privateCertificateAuthority() async throws {
         let sandbox = try Sandbox()
-        let certificates = try await makeCertificates(sandbox, in: sandbox.root + "/pki")
+        let certificates = try await sandbox.makeCertificates(in: sandbox.root + "/pki")
         let server = try LoopbackServer(directory: sandbox.root + "/server", tls: (certificates.chain, certificates.key))
         defer { server.stop() }
         let key = Sentinel.make("bearer-tls")

@@ -38,6 +38,7 @@ SUBCOMMANDS:
   pat                     Personal access tokens in Immuta's Request app,
                           created straight into the vault.
   get                     Print an entry's raw secret, for scripts.
+  git-credential          Give git an entry's PAT, as a git credential helper.
   list, ls                List entries with their expiry state (metadata only;
                           no passphrase needed).
   show                    Show one entry's metadata and previous versions (no
