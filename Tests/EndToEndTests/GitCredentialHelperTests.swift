@@ -240,8 +240,13 @@ struct GitCredentialHelperTests {
         }
         #expect(try sandbox.snapshot(sandbox.work) == before, "a refused erase changed the vault")
         let erased = try await helper(sandbox, "erase", "protocol=https\nhost=git.example\npath=r.git\npassword=\(token)\n", ["--allow-store"])
-        #expect(erased.status == 0 && erased.stdout.isEmpty && erased.err == "keyseal: removed \"host\": git erased its password\n", "\(erased)")
+        #expect(erased.status == 0 && erased.stdout.isEmpty && erased.err.hasPrefix("keyseal: removed \"host\": git erased its password; the vault as it was is kept at "), "\(erased)")
         #expect(try await entries(sandbox).compactMap { $0["name"] as? String } == ["kept"])
+        // The erased PAT is still in the automatic backup.
+        let kept = try FileManager.default.contentsOfDirectory(atPath: sandbox.vault + ".backups")
+        #expect(kept.count == 1 && kept[0].hasSuffix("-before-git-erase.db"), "\(kept)")
+        let recovered = try await sandbox.run(["get", "host", "--no-newline", "--vault", sandbox.vault + ".backups/" + (kept.first ?? "")])
+        #expect(recovered.out == token, "\(recovered)")
         try sandbox.expectSealed(token, runs: [erased])
     }
 }

@@ -60,6 +60,16 @@ SUBCOMMANDS:
   lock                    End the unlock agent: it wipes the key and exits.
   status                  Say whether the vault is unlocked, and for how long.
   passwd                  Change the vault's passphrase (entries are untouched).
+  backup                  Write a verified copy of the vault, still sealed, to
+                          a file.
+  restore                 Replace the vault's contents with a backup, after
+                          verifying it.
+  verify                  Check the vault file and open every sealed value in
+                          it.
+  export                  Write every entry, with its metadata and previous
+                          values, to a file another keyseal can import.
+  import                  Add entries from a keyseal export, a dotenv file or a
+                          pass store (a dry run unless --apply).
   key                     Manage key slots: a key file unlocks without a
                           passphrase or a KDF.
   completions             Print a shell completion script.

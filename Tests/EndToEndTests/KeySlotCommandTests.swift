@@ -260,14 +260,18 @@ struct KeySlotCommandTests {
                                               env: ["KS_NEW": newFile])
         #expect(changed.status == 0, "\(changed)")
         #expect(changed.stdout.isEmpty, "\(changed)")
-        #expect(changed.err == "keyseal: changed the passphrase of \(sandbox.vault); the old one opens nothing\n", "\(changed)")
+        #expect(changed.err.hasPrefix("keyseal: changed the passphrase of \(sandbox.vault); the old one opens nothing in it\n"), "\(changed)")
+        // The vault as it was is kept first, and the message says where.
+        let kept = try FileManager.default.contentsOfDirectory(atPath: sandbox.vault + ".backups")
+        #expect(kept.count == 1 && kept[0].hasSuffix("-before-passwd.db"), "\(kept)")
+        #expect(changed.err.contains(sandbox.vault + ".backups/" + (kept.first ?? "?")), "\(changed)")
 
         let new = try await Self.wrappedKeys(sandbox, method: "passphrase")
         #expect(new.count == 1 && new != old, "\(new)")
         let file = try #require(sandbox.bytes(sandbox.vault))
         #expect(file.range(of: Self.bytes(hex: old[0])) == nil, "the old wrapped key is still in the vault file")
         #expect(file.range(of: Self.bytes(hex: new.first ?? "")) != nil, "the search cannot find the new key")
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: sandbox.work).filter { $0 != "vault.db" }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: sandbox.work).filter { $0 != "vault.db" && $0 != "vault.db.backups" }
         #expect(leftovers.isEmpty, "left beside the vault: \(leftovers)")
 
         for (name, value) in entries {

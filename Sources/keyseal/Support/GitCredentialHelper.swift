@@ -76,8 +76,11 @@ struct GitCredentialHelper {
         let unlocked = try unlockOptions.unlock(vault)
         let entry = try unlocked.open(sealed)
         guard entry.secret.constantTimeEquals(input.password) else { return }
+        // git erases after any refusal, even a passing outage: the entry is
+        // kept in an automatic backup first, so nothing stored is lost.
+        let saved = try vault.automaticBackup(reason: "before-git-erase")
         try unlocked.remove(name)
-        Output.info("removed \(name.debugDescription): git erased its password")
+        Output.info("removed \(name.debugDescription): git erased its password; the vault as it was is kept at \(saved)")
     }
 
     /// The one entry whose URL serves `url` best (CredentialMatch). Bearer
