@@ -89,18 +89,10 @@ struct Export: ParsableCommand {
 
     static func newPassphrase(fd: Int32?) throws -> SecretBytes {
         let source: PassphraseSource = fd.map(PassphraseSource.fileDescriptor) ?? .terminal
-        if fd == nil, access("/dev/tty", R_OK | W_OK) != 0 || open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC).closing() < 0 {
+        if fd == nil, open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC).closing() < 0 {
             throw CLIError(.usage, "no terminal to ask for the export's passphrase", hint: "give it with --export-passphrase-fd N")
         }
-        let first = try source.read(prompt: "Passphrase for the export: ")
-        if first.count == 0 { throw CLIError(.usage, "the export passphrase is empty", hint: "choose a passphrase of several words") }
-        if source.isTerminal {
-            let second = try source.read(prompt: "Repeat the export passphrase: ")
-            guard first.constantTimeEquals(second) else {
-                throw CLIError(.usage, "the passphrases do not match", hint: "run keyseal export again")
-            }
-        }
-        return first
+        return try source.readNew(prompt: "Passphrase for the export: ", repeatPrompt: "Repeat the export passphrase: ", command: "export")
     }
 
     /// Reads the unpublished export back through the importer's own reader,

@@ -30,17 +30,8 @@ struct Init: ParsableCommand {
     /// On a terminal the passphrase is asked twice; from a descriptor or a
     /// file it is read once.
     private func newPassphrase() throws -> SecretBytes {
-        let source = PassphraseSource.resolve(fd: unlockOptions.passphraseFD)
-        let first = try source.read(prompt: "New vault passphrase: ")
-        if first.count == 0 {
-            throw CLIError(.usage, "the passphrase is empty", hint: "choose a passphrase of several words")
-        }
-        guard source.isTerminal else { return first }
-        let second = try source.read(prompt: "Repeat the passphrase: ")
-        guard first.constantTimeEquals(second) else {
-            throw CLIError(.usage, "the passphrases do not match", hint: "run keyseal init again")
-        }
-        return first
+        try PassphraseSource.resolve(fd: unlockOptions.passphraseFD)
+            .readNew(prompt: "New vault passphrase: ", repeatPrompt: "Repeat the passphrase: ", command: "init")
     }
 }
 

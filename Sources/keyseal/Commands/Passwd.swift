@@ -33,14 +33,7 @@ struct Passwd: ParsableCommand {
             let vault = try vaultOptions.open()
             let unlocked = try unlockOptions.unlockLocally(vault)
             let source: PassphraseSource = newPassphraseFD.map(PassphraseSource.fileDescriptor) ?? .terminal
-            let first = try source.read(prompt: "New passphrase: ")
-            if first.count == 0 { throw CLIError(.usage, "the passphrase is empty", hint: "choose a passphrase of several words") }
-            if source.isTerminal {
-                let second = try source.read(prompt: "Repeat the new passphrase: ")
-                guard first.constantTimeEquals(second) else {
-                    throw CLIError(.usage, "the passphrases do not match", hint: "run keyseal passwd again")
-                }
-            }
+            let first = try source.readNew(prompt: "New passphrase: ", repeatPrompt: "Repeat the new passphrase: ", command: "passwd")
             let saved = try vault.automaticBackup(reason: "before-passwd")
             try unlocked.changePassphrase(to: first, kdf: parameters)
             Output.info("changed the passphrase of \(vault.path); the old one opens nothing in it")

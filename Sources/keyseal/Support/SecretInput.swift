@@ -46,6 +46,21 @@ enum PassphraseSource {
         return false
     }
 
+    /// A passphrase being chosen (init, passwd, export): never empty; on a
+    /// terminal asked twice, the two compared in constant time.
+    func readNew(prompt: String, repeatPrompt: String, command: String) throws -> SecretBytes {
+        let first = try read(prompt: prompt)
+        if first.count == 0 {
+            throw CLIError(.usage, "the passphrase is empty", hint: "choose a passphrase of several words")
+        }
+        guard isTerminal else { return first }
+        let second = try read(prompt: repeatPrompt)
+        guard first.constantTimeEquals(second) else {
+            throw CLIError(.usage, "the passphrases do not match", hint: "run keyseal \(command) again")
+        }
+        return first
+    }
+
     /// The passphrase, with exactly one trailing newline removed. May be
     /// empty: whether that is an error depends on what it is for.
     func read(prompt: String) throws -> SecretBytes {
