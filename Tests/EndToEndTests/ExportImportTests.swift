@@ -17,9 +17,10 @@ struct ExportImportTests {
         return path
     }
 
-    /// `keyseal ARGS --export-passphrase-fd 4 4<FILE`.
+    /// `keyseal ARGS --export-passphrase-fd 4 4<FILE`, under umask 000 (what
+    /// it writes must be 0600 all the same).
     static func withExportPassphrase(_ sandbox: Sandbox, _ arguments: [String], file: String, stdin: String = "") async throws -> RunResult {
-        try await sandbox.shell("exec \"$0\" \"$@\" --export-passphrase-fd 4 4<\"$EXPORT_PASSPHRASE\"", arguments, stdin: stdin,
+        try await sandbox.shell("umask 000; exec \"$0\" \"$@\" --export-passphrase-fd 4 4<\"$EXPORT_PASSPHRASE\"", arguments, stdin: stdin,
                                 env: ["EXPORT_PASSPHRASE": file, "KEYSEAL_TEST_ALLOW_WEAK_KDF": "1"])
     }
 
@@ -75,6 +76,14 @@ struct ExportImportTests {
         #expect(sandbox.mode(sandbox.work + "/all.kse") == 0o600)
         let sealedBytes = try #require(sandbox.bytes(sandbox.work + "/all.kse"))
         for (_, secret) in secrets { #expect(sealedBytes.range(of: secret) == nil, "a secret is in the sealed file") }
+
+        // With no descriptor and no terminal to ask on, nothing is written.
+        let unasked = try await sandbox.run(["export", "--to", sandbox.work + "/unasked.kse", "--vault", sandbox.vault])
+        #expect(unasked.status == 64 && unasked.err.contains("--export-passphrase-fd"), "\(unasked)")
+        #expect(!FileManager.default.fileExists(atPath: sandbox.work + "/unasked.kse"))
+        let again = try await Self.withExportPassphrase(
+            sandbox, ["export", "--to", sandbox.work + "/all.kse", "--kdf", "insecure-testing", "--vault", sandbox.vault], file: passphrase)
+        #expect(again.status == 73, "export replaced a file: \(again)")
 
         let other = sandbox.work + "/other.db"
         try await sandbox.initVault(other)
