@@ -239,6 +239,31 @@ struct ExportImportTests {
             let got = try await sandbox.run(["get", "binary", "--no-newline", "--vault", other])
             #expect(got.stdout == secrets["binary"], "\(got)")
         }
+
+        // --prefix applies to an export's names too: into the same vault, no conflict.
+        let copied = try await sandbox.run(["import", path, "--apply", "--prefix", "copy/", "--vault", sandbox.vault])
+        #expect(copied.status == 0, "\(copied)")
+        #expect(try await Self.described(sandbox, sandbox.vault).keys.filter { $0.hasPrefix("copy/") }.count == 4)
+
+        // A hand-edited export is held to what add accepts.
+        let before = try #require(sandbox.bytes(sandbox.vault))
+        for (edit, reason) in [
+            ("e['header_template'] = 'Authorization: none'", "{secret}"),
+            ("e['secret'] = 'two\\nlines'", "line feed"),
+            ("e['url'] = 'ftp://example.com'", "http"),
+        ] {
+            try sandbox.python("""
+                import json
+                d = json.load(open('all.json'))
+                e = d['entries'][2]
+                \(edit)
+                d['entries'][2]['name'] = 'edited'
+                json.dump(d, open('edited.json', 'w'))
+                """)
+            let refused = try await sandbox.run(["import", "edited.json", "--apply", "--replace", "--vault", sandbox.vault])
+            #expect(refused.status == 64 && refused.err.contains("entry \"edited\"") && refused.err.contains(reason), "\(edit): \(refused)")
+        }
+        #expect(sandbox.bytes(sandbox.vault) == before, "a refused import changed the vault")
     }
 
     @Test("import conflicts are listed, refused with exit 73 and write nothing; --replace replaces after a backup")
@@ -282,13 +307,13 @@ struct ExportImportTests {
             export GITLAB_TOKEN='glpat-single "quoted" # not a comment'
 
             SENTINEL="\(quoted)"
-            MULTI="line1\\nline2"\r
+            TABBED="a\\tb"\r
             """, to: sandbox.work + "/keys.env")
         let applied = try await sandbox.run(["import", "keys.env", "--apply", "--prefix", "ci/", "--kind", "pat", "--vault", sandbox.vault])
         #expect(applied.status == 0, "\(applied)")
         let expected = [
             "ci/GITHUB_TOKEN": "ghp_plain123", "ci/GITLAB_TOKEN": "glpat-single \"quoted\" # not a comment",
-            "ci/SENTINEL": secret, "ci/MULTI": "line1\nline2",
+            "ci/SENTINEL": secret, "ci/TABBED": "a\tb",
         ]
         for (name, value) in expected {
             let got = try await sandbox.run(["get", name, "--no-newline", "--vault", sandbox.vault])
@@ -304,6 +329,8 @@ struct ExportImportTests {
             ("OK=1\n\n\nBROKEN=\"open\n", 4, "no closing quote"),
             ("A=1\nEMPTY=\n", 2, "empty value"),
             ("1ABC=x\n", 1, "expected NAME=value"),
+            // add refuses a secret of two lines; so does import.
+            ("OK=1\nTWO=\"line1\\nline2\"\n", 2, "carriage return, line feed or NUL"),
         ] {
             try sandbox.write(text, to: sandbox.work + "/bad.env")
             let run = try await sandbox.run(["import", "bad.env", "--apply", "--vault", sandbox.vault])

@@ -24,6 +24,9 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         try Failure.report {
+            if path.hasSuffix("/"), !FileSystem.isDirectory(path) {
+                throw CLIError(.notFound, "no directory \(path)", hint: "create it first, or name a file")
+            }
             let vault = try vaultOptions.open()
             let destination = FileSystem.isDirectory(path)
                 ? "\(path.hasSuffix("/") ? String(path.dropLast()) : path)/\(Self.stem(of: vault.path))-\(Vault.utcStamp(Vault.currentTime())).db"

@@ -103,7 +103,8 @@ struct Export: ParsableCommand {
         defer { close(fd) }
         var source = try GuardedByteSource(fd: fd)
         var count = 0
-        let summary = try vault.checkImport(replace: true) { session in
+        let summary = try vault.checkImport(replace: true) { storage in
+            let session = CheckedImport(storage, prefix: "")
             switch passphrase {
             case .some(let secret):
                 let header = try ExportReader.readSealedHeader(&source, file: path)

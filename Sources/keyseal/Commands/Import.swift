@@ -67,7 +67,7 @@ struct Import: ParsableCommand {
                 throw CLIError(.usage, "the vault's and the export's passphrase need two descriptors")
             }
             let vault = try vaultOptions.open()
-            var input = try ImportInput.open(file: file, format: from, template: try template(), prefix: prefix)
+            var input = try ImportInput.open(file: file, format: from, template: try template())
             defer { input.close() }
             // A sealed export's passphrase is asked once, before the vault's.
             let exportPassphrase = input.isSealed ? try Self.exportPassphrase(fd: exportPassphraseFD) : nil
@@ -80,11 +80,11 @@ struct Import: ParsableCommand {
                     Output.info("the vault as it was is kept at \(saved)")
                 }
                 summary = try unlocked.importEntries(replace: replace) { session in
-                    try input.read(into: session, passphrase: exportPassphrase) { progress.update(entries: $0, position: $1) }
+                    try input.read(into: CheckedImport(session, prefix: prefix), passphrase: exportPassphrase) { progress.update(entries: $0, position: $1) }
                 }
             } else {
                 summary = try vault.checkImport(replace: replace) { session in
-                    try input.read(into: session, passphrase: exportPassphrase) { progress.update(entries: $0, position: $1) }
+                    try input.read(into: CheckedImport(session, prefix: prefix), passphrase: exportPassphrase) { progress.update(entries: $0, position: $1) }
                 }
             }
             progress.finish()
@@ -97,8 +97,9 @@ struct Import: ParsableCommand {
             throw CLIError(.usage, "unknown kind \(kind.debugDescription) for imported entries", hint: "use api-key, pat or token")
         }
         let now = Vault.currentTime()
+        let template = try header.map(FieldInput.headerTemplate) ?? known.defaultHeaderTemplate
         return TransferEntry(
-            name: "", fields: EntryFields(kind: known.rawValue, headerTemplate: header ?? known.defaultHeaderTemplate, description: ""),
+            name: "", fields: EntryFields(kind: known.rawValue, headerTemplate: template, description: ""),
             createdAt: now, updatedAt: now)
     }
 
@@ -114,7 +115,8 @@ struct Import: ParsableCommand {
             return
         }
         if !summary.conflicts.isEmpty {
-            Output.error("dry run: \(VerifySummary.plural(summary.conflicts.count, "entry exists", "entries exist")) already or come twice; nothing was written",
+            let count = summary.conflicts.count
+            Output.error("dry run: \(count) conflicting \(count == 1 ? "name" : "names") (in the vault already, or twice in the source); nothing was written",
                          hint: "add --replace to replace them, or rename them in the source; then run again with --apply")
             throw ExitCode(ExitStatus.exists.rawValue)
         }
@@ -155,11 +157,11 @@ struct ImportInput: ~Copyable {
         return .bytes
     }
 
-    static func open(file: String?, format: ImportFormat, template: TransferEntry, prefix: String) throws -> ImportInput {
+    static func open(file: String?, format: ImportFormat, template: TransferEntry) throws -> ImportInput {
         if format == .pass {
             let directory = file ?? Environment.value("PASSWORD_STORE_DIR").flatMap { $0.isEmpty ? nil : $0 }
                 ?? (Environment.home.map { "\($0)/.password-store" } ?? ".password-store")
-            let reader = PassStoreReader(directory: directory, template: template, prefix: prefix)
+            let reader = PassStoreReader(directory: directory, template: template)
             let count = try reader.files().count
             return ImportInput(kind: .pass(reader), label: "the pass store \(directory)", source: nil, fd: -1, total: Int64(count))
         }
@@ -176,7 +178,7 @@ struct ImportInput: ~Copyable {
             let kind: Kind
             switch format {
             case .dotenv:
-                kind = .dotenv(DotenvReader(file: file, template: template, prefix: prefix))
+                kind = .dotenv(DotenvReader(file: file, template: template))
             case .keyseal, .auto:
                 let scanner = JSONStreamScanner(file: file)
                 scanner.skipSpace(&source)
@@ -188,7 +190,7 @@ struct ImportInput: ~Copyable {
                 } else if format == .keyseal {
                     throw ExportReader.malformed(file, "it is neither a sealed export nor JSON")
                 } else {
-                    kind = .dotenv(DotenvReader(file: file, template: template, prefix: prefix))
+                    kind = .dotenv(DotenvReader(file: file, template: template))
                 }
             case .pass:
                 preconditionFailure("handled above")
@@ -208,7 +210,7 @@ struct ImportInput: ~Copyable {
         self.total = total
     }
 
-    mutating func read(into session: ImportSession, passphrase: borrowing SecretBytes?, progress: (Int, Int64) -> Void) throws {
+    mutating func read(into session: CheckedImport, passphrase: borrowing SecretBytes?, progress: (Int, Int64) -> Void) throws {
         switch kind {
         case let .pass(reader):
             try reader.read(progress: progress, into: session)

@@ -11,7 +11,6 @@ struct DotenvReader {
     let file: String
     /// Each entry is made from this (name and secret filled in per line).
     let template: TransferEntry
-    let prefix: String
 
     /// One `NAME=value` line, its value decoded into guarded memory.
     struct Assignment: ~Copyable {
@@ -23,7 +22,7 @@ struct DotenvReader {
         let reason: String
     }
 
-    func read(_ source: inout GuardedByteSource, progress: (Int, Int64) -> Void, into session: ImportSession) throws {
+    func read(_ source: inout GuardedByteSource, progress: (Int, Int64) -> Void, into session: CheckedImport) throws {
         var line = try GuardedText(capacity: 1024, limit: 1 << 20)
         var number = 0
         var entries = 0
@@ -41,7 +40,7 @@ struct DotenvReader {
             }
             guard let assignment = parsed.take() else { continue }
             var entry = template
-            entry.name = prefix + assignment.name
+            entry.name = assignment.name
             do {
                 try session.add(entry, secret: assignment.value)
             } catch {

@@ -197,7 +197,7 @@ enum ExportReader {
     /// passphrase fails at the first message, before anything is read.
     static func readSealed(
         _ source: inout GuardedByteSource, header: SealedHeader, passphrase: borrowing SecretBytes, file: String,
-        progress: (Int, Int64) -> Void, into session: ImportSession
+        progress: (Int, Int64) -> Void, into session: CheckedImport
     ) throws {
         let key = try KeyDerivation.deriveKey(passphrase: passphrase, salt: header.salt, parameters: header.kdf)
         guard let streamHeader = try source.read(exactly: SealedStream.headerLength) else { throw malformed(file, "it is cut short") }
@@ -268,7 +268,7 @@ enum ExportReader {
     /// and each entry object is gathered in guarded memory and read alone.
     /// A file without "format": "keyseal-export" and "version": 1 fails
     /// (at the end when they follow "entries": the import is one transaction).
-    static func readPlaintext(_ source: inout GuardedByteSource, file: String, progress: (Int, Int64) -> Void, into session: ImportSession) throws {
+    static func readPlaintext(_ source: inout GuardedByteSource, file: String, progress: (Int, Int64) -> Void, into session: CheckedImport) throws {
         let scanner = JSONStreamScanner(file: file)
         try scanner.expect(UInt8(ascii: "{"), &source)
         var format: String?

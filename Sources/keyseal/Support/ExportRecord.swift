@@ -55,7 +55,7 @@ enum ExportRecord {
 
     /// Reads one entry object and hands it, then its previous values, to
     /// `session`. Unknown members are skipped, so a later keyseal may add some.
-    static func read(_ bytes: UnsafeRawBufferPointer, into session: ImportSession) throws {
+    static func read(_ bytes: UnsafeRawBufferPointer, into session: CheckedImport) throws {
         var reader = JSONReader(bytes: bytes)
         guard reader.consume(UInt8(ascii: "{")) else { throw Malformed(reason: "an entry is not a JSON object") }
         var texts: [String: String] = [:]
@@ -112,7 +112,7 @@ enum ExportRecord {
         try readPrevious(&reader, of: name, into: session)
     }
 
-    private static func readPrevious(_ reader: inout JSONReader, of name: String, into session: ImportSession) throws {
+    private static func readPrevious(_ reader: inout JSONReader, of name: String, into session: CheckedImport) throws {
         if reader.readNull() { return }
         guard reader.consume(UInt8(ascii: "[")) else { throw Malformed(reason: "\"previous\" of \(name.debugDescription) is not an array") }
         if reader.consume(UInt8(ascii: "]")) { return }

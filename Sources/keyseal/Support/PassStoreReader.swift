@@ -13,7 +13,6 @@ import Glibc
 struct PassStoreReader {
     let directory: String
     let template: TransferEntry
-    let prefix: String
 
     /// The store's files, relative to it, sorted: `work/github.gpg`, ...
     func files() throws -> [String] {
@@ -42,7 +41,7 @@ struct PassStoreReader {
         return found
     }
 
-    func read(progress: (Int, Int64) -> Void, into session: ImportSession) throws {
+    func read(progress: (Int, Int64) -> Void, into session: CheckedImport) throws {
         let gpg: String
         switch Launcher.find("gpg2") {
         case let .found(path): gpg = path
@@ -73,7 +72,7 @@ struct PassStoreReader {
             }
             let secret = try result.output.prefix(lineEnd)
             var entry = template
-            entry.name = prefix + name
+            entry.name = name
             try session.add(entry, secret: secret)
             progress(index + 1, Int64(index + 1))
         }
