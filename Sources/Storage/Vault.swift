@@ -306,6 +306,39 @@ public final class Vault {
         }
     }
 
+    /// Sets an entry's policy columns that are given (`.some(nil)` clears
+    /// one) in one transaction: both change or neither. No key is needed.
+    public func setPolicies(
+        _ name: String, warnWithin: Int64?? = nil, maxAge: Int64?? = nil, ifUnchangedSince read: EntryMetadata? = nil
+    ) throws(StorageError) {
+        if let warnWithin { try Self.validate(warnWithin: warnWithin) }
+        if let maxAge { try Self.validate(maxAge: maxAge) }
+        var columns: [(PolicyColumn, Int64?)] = []
+        if let warnWithin { columns.append((.warnWithin, warnWithin)) }
+        if let maxAge { columns.append((.maxAge, maxAge)) }
+        guard !columns.isEmpty else { return }
+        try mapErrors {
+            try connection.immediateTransaction {
+                let stored = try storedEntry(named: name, on: connection)
+                if let read { try Self.checkUnchanged(stored.metadata, since: read) }
+                let assignments = columns.map { "\($0.0.rawValue) = ?" }.joined(separator: ", ")
+                let update = try connection.prepare("UPDATE entries SET \(assignments), revision = revision + 1 WHERE entry_id = ?")
+                try update.bind(columns.map { .int($0.1) } + [.blob(stored.metadata.id)])
+                _ = try update.step()
+            }
+        }
+    }
+
+    /// Inside a write transaction: the entry as stored now is the one the
+    /// caller read (same id, same revision), else `entryChanged`.
+    static func checkUnchanged(_ stored: EntryMetadata, since read: EntryMetadata) throws(StorageError) {
+        guard stored.id == read.id, stored.revision == read.revision else { throw .entryChanged(name: read.name) }
+    }
+
+    static func validate(maxAge: Int64?) throws(StorageError) {
+        if let maxAge, maxAge <= 0 { throw .invalidField(field: "maximum token age", reason: "it must be longer than zero") }
+    }
+
     static func validate(warnWithin: Int64?) throws(StorageError) {
         if let warnWithin, warnWithin <= 0 {
             throw .invalidField(field: "warning window", reason: "it must be longer than zero")
