@@ -162,6 +162,16 @@ extension Sandbox {
                                 files: files, killAfter: killAfter, scratch: scratch)
         }
     }
+
+    /// As `direct`, started now and awaited later.
+    func directInBackground(_ arguments: [String], env: [String: String?] = [:]) -> Task<ChildOutcome, any Error> {
+        let (keyseal, environment, scratch) = (keyseal, environment(env), root)
+        return Task.detached {
+            try await DirectChild.offPool {
+                try DirectChild.run(keyseal, arguments, environment: environment, scratch: scratch)
+            }
+        }
+    }
 }
 
 /// A python3 that stays up for a whole suite and checks vault files with
