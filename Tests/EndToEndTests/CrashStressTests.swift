@@ -16,12 +16,12 @@ import Glibc
 @Suite struct CrashStressTests {
     @Test func killedCommandsUnlockingWithThePassphrase() async throws {
         let run = try await CrashRun(agent: false)
-        try await run.go(rounds: 60)
+        try await run.go(rounds: 40)
     }
 
     @Test func killedCommandsUnlockingThroughTheAgent() async throws {
         let run = try await CrashRun(agent: true)
-        try await run.go(rounds: 60)
+        try await run.go(rounds: 40)
     }
 }
 
@@ -59,13 +59,18 @@ final class CrashRun {
         var coldJournals = 0
         /// Temporary copies a killed backup left (never under the target's name).
         var leftovers = 0
-        /// The longest a run of the command took when not killed, in ms.
+        /// The longest a run of the command took when not killed, in ms
+        /// (calibration runs included).
         var longest = 0.0
     }
     static let commands = ["add", "edit", "rotate", "rm", "passwd", "backup"]
     var tally: [String: Tally] = [:]
     /// The longest delay before the kill, per command, in microseconds.
     var window: [String: UInt32] = [:]
+    /// How long the last runs that were not killed took, per command.
+    var recent: [String: [UInt32]] = [:]
+    /// The kill delays used, to report their range.
+    var longestDelay: [String: UInt32] = [:]
     var serial = 0
     var rmTarget: (name: String, id: String)?
     var editState = 0
@@ -121,10 +126,7 @@ final class CrashRun {
         for _ in 0..<2 {
             for command in Self.commands { try await calibrate(command) }
         }
-        for command in Self.commands {
-            window[command] = UInt32(max(tally[command, default: Tally()].longest, 5) * 1000 * 1.3)
-            tally[command, default: Tally()].completed = 0
-        }
+        for command in Self.commands { tally[command, default: Tally()].completed = 0 }
     }
 
     func addCompleted(_ name: String, _ value: String, options: [String] = []) async throws {
@@ -144,8 +146,9 @@ final class CrashRun {
         let started = Date()
         let done = try await StressBudget.repeatRounds(bounded: rounds) { _ in
             for command in Self.commands {
-                let limit = window[command] ?? 20_000
-                try await round(command, killAfter: UInt32.random(in: 0...limit))
+                let delay = UInt32.random(in: 0...(window[command] ?? 20_000))
+                longestDelay[command] = max(longestDelay[command] ?? 0, delay)
+                try await round(command, killAfter: delay)
             }
         }
         try await finalCheck()
@@ -157,7 +160,7 @@ final class CrashRun {
             print("  \(command): \(t.kills) killed (\(t.before) left the old state, \(t.after) the new), "
                 + "\(t.completed) finished before the kill; \(t.hotJournals) journals found after the kill, "
                 + "\(t.coldJournals) of them cold (never synced, ignored by SQLite until the next write), the rest rolled back; "
-                + "kill delay 0-\((window[command] ?? 0) / 1000) ms"
+                + "kill delays 0-\((longestDelay[command] ?? 0) / 1000) ms, runs not killed took up to \(Int(t.longest)) ms"
                 + (command == "backup" || command == "passwd" ? "; \(t.leftovers) temporary copies left" : ""))
         }
     }
@@ -182,6 +185,12 @@ final class CrashRun {
         } else {
             t.completed += 1
             t.longest = max(t.longest, Double(outcome.elapsed) / 1000)
+            // The kill window follows the load of the machine: 1.25 times
+            // the median of the last runs that were not killed.
+            var times = (recent[command] ?? []) + [outcome.elapsed]
+            if times.count > 9 { times.removeFirst() }
+            recent[command] = times
+            window[command] = max(5_000, UInt32(Double(times.sorted()[times.count / 2]) * 1.25))
             #expect(outcome.status == 0, "a \(command) that was not killed failed: \(outcome)", sourceLocation: sourceLocation)
         }
         tally[command] = t
