@@ -132,9 +132,20 @@ public final class Vault {
         connection: Connection, vaultID: [UInt8], key: VaultKey,
         passphrase: borrowing SecretBytes, kdf: KDFParameters, now: Int64
     ) throws {
-        let slotID = try nextSlotID(connection)
         let salt = try Random.bytes(KeyDerivation.saltLength)
         let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: salt, parameters: kdf)
+        try insertPassphraseSlot(connection: connection, vaultID: vaultID, key: key, salt: salt,
+                                 wrappingKey: wrappingKey, kdf: kdf, now: now)
+    }
+
+    /// As above, with the wrapping key derived already: the caller runs
+    /// Argon2id (seconds, at the sensitive preset) before it takes the
+    /// write lock, so other keyseal processes do not wait on it.
+    static func insertPassphraseSlot(
+        connection: Connection, vaultID: [UInt8], key: VaultKey,
+        salt: [UInt8], wrappingKey: borrowing SecretBytes, kdf: KDFParameters, now: Int64
+    ) throws {
+        let slotID = try nextSlotID(connection)
         let associatedData = AssociatedData.keySlot(
             vaultID: vaultID, slotID: slotID,
             method: KeySlotMethod.passphrase.rawValue, kdf: argon2id, parameters: kdf, salt: salt)

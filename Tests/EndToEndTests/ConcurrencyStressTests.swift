@@ -192,6 +192,37 @@ extension ConcurrencyStressTests {
     }
 }
 
+extension ConcurrencyStressTests {
+    @Test("passwd runs Argon2id before it takes the write lock: an add started while it derives the new key finishes first")
+    func passwdDoesNotHoldTheWriteLockWhileItDerives() async throws {
+        let sandbox = try Sandbox()
+        try await sandbox.initVault()
+        try await sandbox.add("before", secret: Sentinel.make("passwd-lock-before"))
+        let newPassphrase = sandbox.root + "/new-passphrase"
+        try sandbox.write("the new passphrase of the lock test\n", to: newPassphrase)
+        // The moderate preset: 256 MiB and about 1.5 s of Argon2id here.
+        let passwd = sandbox.startDirect(["passwd", "--new-passphrase-fd", "3", "--vault", sandbox.vault], files: [3: newPassphrase])
+        // passwd copies the vault to its backups just before it derives the new key.
+        let backups = sandbox.vault + ".backups"
+        for _ in 0..<1000 {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? []
+            if names.contains(where: { $0.hasSuffix("-before-passwd.db") }) || passwd.isDone { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let added = try await sandbox.direct(["add", "during", "--vault", sandbox.vault], stdin: Sentinel.make("passwd-lock-during") + "\n")
+        let passwdStillRunning = !passwd.isDone
+        #expect(added.status == 0, "\(added)")
+        #expect(passwdStillRunning, "the add had to wait until passwd was done: passwd held the write lock while it derived its key")
+        let changed = try await passwd.wait()
+        #expect(changed.status == 0, "\(changed)")
+        // Both entries open with the new passphrase.
+        for (name, tag) in [("before", "passwd-lock-before"), ("during", "passwd-lock-during")] {
+            let got = try await sandbox.direct(["get", name, "--vault", sandbox.vault], env: ["KEYSEAL_PASSPHRASE_FILE": newPassphrase])
+            #expect(got.status == 0 && got.out == Sentinel.make(tag) + "\n", "\(got)")
+        }
+    }
+}
+
 /// One round: writers and readers on threads of their own, sharing what
 /// has been acknowledged.
 final class ConcurrentRun: @unchecked Sendable {

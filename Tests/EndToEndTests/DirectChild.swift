@@ -172,6 +172,46 @@ extension Sandbox {
             }
         }
     }
+
+    /// Starts keyseal on a thread of its own; `isDone` says, without
+    /// waiting, whether it has exited.
+    func startDirect(_ arguments: [String], env: [String: String?] = [:], files: [Int32: String] = [:]) -> BackgroundChild {
+        BackgroundChild(keyseal, arguments, environment: environment(env), files: files, scratch: root)
+    }
+}
+
+final class BackgroundChild: @unchecked Sendable {
+    // safety: `outcome` is read and written only under `lock`.
+    private let lock = NSLock()
+    private var outcome: Result<ChildOutcome, any Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String], files: [Int32: String], scratch: String) {
+        let thread = Thread { [self] in
+            let result = Result { try DirectChild.run(executable, arguments, environment: environment, files: files, scratch: scratch) }
+            lock.lock()
+            outcome = result
+            lock.unlock()
+            done.signal()
+        }
+        thread.start()
+    }
+
+    var isDone: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return outcome != nil
+    }
+
+    func wait() async throws -> ChildOutcome {
+        try await DirectChild.offPool { [self] in
+            done.wait()
+            done.signal()
+            lock.lock()
+            defer { lock.unlock() }
+            return try outcome!.get()
+        }
+    }
 }
 
 /// A python3 that stays up for a whole suite and checks vault files with
