@@ -198,27 +198,42 @@ extension ConcurrencyStressTests {
         let sandbox = try Sandbox()
         try await sandbox.initVault()
         try await sandbox.add("before", secret: Sentinel.make("passwd-lock-before"))
+        // The add unlocks with a key file, which passwd does not change.
+        let keyFile = sandbox.root + "/lock-test-key"
+        let slot = try await sandbox.run(["key", "add", "--keyfile", keyFile, "--vault", sandbox.vault])
+        try #require(slot.status == 0, "\(slot)")
         let newPassphrase = sandbox.root + "/new-passphrase"
         try sandbox.write("the new passphrase of the lock test\n", to: newPassphrase)
+        let secret = Sentinel.make("passwd-lock-during")
+        let (keyseal, vault, scratch) = (sandbox.keyseal, sandbox.vault, sandbox.root)
+        let addEnvironment = sandbox.environment(["KEYSEAL_PASSPHRASE_FILE": nil, "KEYSEAL_KEYFILE": keyFile])
         // The moderate preset: 256 MiB and about 1.5 s of Argon2id here.
-        let passwd = sandbox.startDirect(["passwd", "--new-passphrase-fd", "3", "--vault", sandbox.vault], files: [3: newPassphrase])
-        // passwd copies the vault to its backups just before it derives the new key.
-        let backups = sandbox.vault + ".backups"
-        for _ in 0..<1000 {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? []
-            if names.contains(where: { $0.hasSuffix("-before-passwd.db") }) || passwd.isDone { break }
-            try await Task.sleep(for: .milliseconds(10))
+        let passwd = sandbox.startDirect(["passwd", "--new-passphrase-fd", "3", "--vault", vault], files: [3: newPassphrase])
+        // On a thread of its own (not the test runner's busy pool): wait
+        // until passwd has copied the vault to its backups, which it does
+        // just before it derives the new key, then add an entry at once.
+        let (added, passwdStillRunning) = try await DirectChild.offPool { () throws -> (ChildOutcome?, Bool) in
+            let backups = vault + ".backups"
+            while !passwd.isDone {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: backups)) ?? []
+                if names.contains(where: { $0.hasSuffix("-before-passwd.db") }) {
+                    let added = try DirectChild.run(keyseal, ["add", "during", "--no-agent", "--vault", vault], environment: addEnvironment,
+                                                    stdin: Data((secret + "\n").utf8), scratch: scratch)
+                    return (added, !passwd.isDone)
+                }
+                usleep(2_000)
+            }
+            return (nil, false)
         }
-        let added = try await sandbox.direct(["add", "during", "--vault", sandbox.vault], stdin: Sentinel.make("passwd-lock-during") + "\n")
-        let passwdStillRunning = !passwd.isDone
-        #expect(added.status == 0, "\(added)")
-        #expect(passwdStillRunning, "the add had to wait until passwd was done: passwd held the write lock while it derived its key")
         let changed = try await passwd.wait()
         #expect(changed.status == 0, "\(changed)")
+        let add = try #require(added, "passwd ended before its backup was seen")
+        #expect(add.status == 0, "\(add)")
+        #expect(passwdStillRunning, "the add had to wait until passwd was done: passwd held the write lock while it derived its key")
         // Both entries open with the new passphrase.
-        for (name, tag) in [("before", "passwd-lock-before"), ("during", "passwd-lock-during")] {
-            let got = try await sandbox.direct(["get", name, "--vault", sandbox.vault], env: ["KEYSEAL_PASSPHRASE_FILE": newPassphrase])
-            #expect(got.status == 0 && got.out == Sentinel.make(tag) + "\n", "\(got)")
+        for (name, value) in [("before", Sentinel.make("passwd-lock-before")), ("during", secret)] {
+            let got = try await sandbox.direct(["get", name, "--vault", vault], env: ["KEYSEAL_PASSPHRASE_FILE": newPassphrase])
+            #expect(got.status == 0 && got.out == value + "\n", "\(got)")
         }
     }
 }
