@@ -44,6 +44,13 @@ enum DirectChild {
     /// a new session, so it has no controlling terminal, as in Sandbox.spawn.
     static let setsidFlag: Int32 = 0x80
 
+    /// glibc's posix_spawn_file_actions_addclosefrom_np (2.34), which
+    /// Swift's Glibc module does not import.
+    static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     /// Runs `executable` with `arguments`; `stdin` is written to a pipe (it
     /// must fit in one, 64 KiB); `files` maps descriptor numbers of the child
     /// to files it gets open for reading. With `killAfter` (microseconds),
@@ -91,6 +98,13 @@ enum DirectChild {
         posix_spawn_file_actions_adddup2(&actions, outFD, 1)
         posix_spawn_file_actions_adddup2(&actions, errFD, 2)
         for (fd, target) in extra { posix_spawn_file_actions_adddup2(&actions, fd, target) }
+        // Nothing else of the runner's: a descriptor another test has open
+        // without close-on-exec (a script being written, say) would stay
+        // open in keyseal for its whole life, and exec of that script in
+        // the other test would fail with ETXTBSY.
+        if let closeFrom = Self.addCloseFrom {
+            _ = closeFrom(&actions, (extra.map(\.1).max() ?? 2) + 1)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -312,5 +326,25 @@ for line in sys.stdin:
             entries: json["entries"] as? [String: [String: Any]] ?? [:],
             previousIDs: Set(json["previous_ids"] as? [String] ?? []),
             slots: json["slots"] as? [String] ?? [])
+    }
+}
+
+@Suite struct DirectChildTests {
+    @Test("a direct child gets stdin, stdout, stderr and the descriptors named, nothing else of the runner's")
+    func onlyTheNamedDescriptors() throws {
+        let directory = NSTemporaryDirectory()
+        // A descriptor of the runner without close-on-exec, as another test may hold.
+        let marker = directory + "/leaky-\(UUID().uuidString)"
+        let leaky = open(marker, O_WRONLY | O_CREAT, 0o600)
+        defer {
+            close(leaky)
+            unlink(marker)
+        }
+        try #require(leaky >= 0)
+        let listed = try DirectChild.run("/bin/sh", ["-c", "for f in /proc/$$/fd/*; do echo \"${f##*/} $(readlink $f)\"; done"],
+                                         environment: [:], files: [3: "/dev/null"], scratch: directory)
+        #expect(listed.status == 0, "\(listed)")
+        #expect(!listed.out.contains("leaky-"), "\(listed)")
+        #expect(listed.out.contains("\n3 /dev/null\n"), "\(listed)")
     }
 }
