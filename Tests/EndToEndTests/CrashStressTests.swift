@@ -185,12 +185,12 @@ final class CrashRun {
         } else {
             t.completed += 1
             t.longest = max(t.longest, Double(outcome.elapsed) / 1000)
-            // The kill window follows the load of the machine: 1.25 times
+            // The kill window follows the load of the machine: 1.1 times
             // the median of the last runs that were not killed.
             var times = (recent[command] ?? []) + [outcome.elapsed]
             if times.count > 9 { times.removeFirst() }
             recent[command] = times
-            window[command] = max(5_000, UInt32(Double(times.sorted()[times.count / 2]) * 1.25))
+            window[command] = max(5_000, UInt32(Double(times.sorted()[times.count / 2]) * 1.1))
             #expect(outcome.status == 0, "a \(command) that was not killed failed: \(outcome)", sourceLocation: sourceLocation)
         }
         tally[command] = t
