@@ -164,11 +164,16 @@ extension UnlockedVault {
         do { try kdf.validate() } catch { throw .sealing(error) }
         let key = try requireLocalKey()
         try vault.mapErrors {
+            // Argon2id first, outside the transaction: at the sensitive
+            // preset it runs for seconds, longer than another keyseal waits
+            // for the write lock (busy_timeout) before it gives up.
+            let salt = try Random.bytes(KeyDerivation.saltLength)
+            let wrappingKey = try KeyDerivation.deriveKey(passphrase: newPassphrase, salt: salt, parameters: kdf)
             try vault.connection.immediateTransaction {
                 try vault.connection.execute("DELETE FROM key_slots WHERE method = 'passphrase'")
                 try Vault.insertPassphraseSlot(
                     connection: vault.connection, vaultID: vault.vaultID, key: key,
-                    passphrase: newPassphrase, kdf: kdf, now: now)
+                    salt: salt, wrappingKey: wrappingKey, kdf: kdf, now: now)
             }
         }
     }

@@ -75,8 +75,11 @@ final class Connection {
         }
     }
 
+    /// While another connection holds the lock, waits up to `milliseconds`,
+    /// trying again every few milliseconds (keyseal_busy_handler in shim.h:
+    /// fairer to a long waiter than sqlite3_busy_timeout's back-off).
     func setBusyTimeout(milliseconds: Int32) throws(SQLiteError) {
-        try check(sqlite3_busy_timeout(handle, milliseconds))
+        try check(keyseal_set_busy_handler(handle, milliseconds))
     }
 
     /// One `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so

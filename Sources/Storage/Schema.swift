@@ -102,9 +102,11 @@ enum Schema {
         ("PRAGMA cell_size_check = ON", "PRAGMA cell_size_check", "1"),
         ("PRAGMA trusted_schema = OFF", "PRAGMA trusted_schema", "0"),
         ("PRAGMA synchronous = FULL", "PRAGMA synchronous", "2"),
-        ("PRAGMA busy_timeout = \(busyTimeoutMilliseconds)", "PRAGMA busy_timeout", "\(busyTimeoutMilliseconds)"),
     ]
 
+    /// How long a connection waits for another's lock (setBusyTimeout, a
+    /// handler of keyseal's own: `PRAGMA busy_timeout` would replace it, and
+    /// reads 0 while it is set).
     static let busyTimeoutMilliseconds: Int32 = 5_000
 
     /// Applies and verifies the per-connection settings.

@@ -15,6 +15,9 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case unlockFailed
     case entryNotFound(name: String)
     case entryExists(name: String)
+    /// The entry changed (or was replaced) after the caller read it and
+    /// before its write: nothing was written (optimistic concurrency).
+    case entryChanged(name: String)
     case noPreviousValue(name: String, version: Int64?)
     case invalidName(name: String, reason: String)
     case invalidSecret(reason: String)
@@ -53,6 +56,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case .unlockFailed: "the passphrase does not unlock this vault"
         case let .entryNotFound(name): "no entry named \(name.debugDescription)"
         case let .entryExists(name): "an entry named \(name.debugDescription) already exists"
+        case let .entryChanged(name):
+            "entry \(name.debugDescription) was changed by another keyseal since this command read it; nothing was changed"
         case let .noPreviousValue(name, version):
             version.map { "entry \(name.debugDescription) has no previous version \($0)" }
                 ?? "entry \(name.debugDescription) has no previous value"

@@ -90,20 +90,31 @@ public final class UnlockedVault {
     /// Renames an entry. The name is bound into the seal, so the value is
     /// opened and sealed again under the new name, in one transaction.
     @discardableResult
-    public func rename(_ name: String, to newName: String, now: Int64 = Vault.currentTime()) throws(StorageError) -> EntryMetadata {
+    /// With `ifUnchangedSince`, the entry as the caller read it: when it
+    /// has changed since (another process edited or replaced it), nothing is
+    /// written and `entryChanged` is thrown.
+    public func rename(
+        _ name: String, to newName: String, ifUnchangedSince read: EntryMetadata? = nil, now: Int64 = Vault.currentTime()
+    ) throws(StorageError) -> EntryMetadata {
         try EntryName.validate(newName)
-        return try rewrite(name, newName: newName, warnWithin: nil, now: now) { _ in }
+        return try rewrite(name, newName: newName, warnWithin: nil, maxAge: nil, ifUnchangedSince: read, now: now) { _ in }
     }
 
-    /// Changes an entry's fields, and its warning window when `warnWithin`
-    /// is given (`.some(nil)` clears it), in one transaction; the value is
-    /// sealed again under the new binding.
+    /// Changes an entry's fields, and its warning window and maximum token
+    /// age when `warnWithin` and `maxAge` are given (`.some(nil)` clears
+    /// one), all in one transaction: a crash leaves every change or none.
+    /// The value is sealed again under the new binding. With
+    /// `ifUnchangedSince` (the entry as the caller read it before asking for
+    /// the passphrase), a change made meanwhile by another process is never
+    /// overwritten: nothing is written and `entryChanged` is thrown.
     @discardableResult
     public func update(
-        _ name: String, warnWithin: Int64?? = nil, now: Int64 = Vault.currentTime(), _ edit: (inout EntryFields) -> Void
+        _ name: String, warnWithin: Int64?? = nil, maxAge: Int64?? = nil, ifUnchangedSince read: EntryMetadata? = nil,
+        now: Int64 = Vault.currentTime(), _ edit: (inout EntryFields) -> Void
     ) throws(StorageError) -> EntryMetadata {
         if let warnWithin { try Vault.validate(warnWithin: warnWithin) }
-        return try rewrite(name, newName: name, warnWithin: warnWithin, now: now, edit)
+        if let maxAge { try Vault.validate(maxAge: maxAge) }
+        return try rewrite(name, newName: name, warnWithin: warnWithin, maxAge: maxAge, ifUnchangedSince: read, now: now, edit)
     }
 
     public func remove(_ name: String, now: Int64 = Vault.currentTime()) throws(StorageError) {
@@ -202,11 +213,13 @@ public final class UnlockedVault {
     }
 
     private func rewrite(
-        _ name: String, newName: String, warnWithin: Int64??, now: Int64, _ edit: (inout EntryFields) -> Void
+        _ name: String, newName: String, warnWithin: Int64??, maxAge: Int64??, ifUnchangedSince read: EntryMetadata?,
+        now: Int64, _ edit: (inout EntryFields) -> Void
     ) throws(StorageError) -> EntryMetadata {
         try vault.mapErrors {
             try connection.immediateTransaction {
                 let stored = try vault.storedEntry(named: name, on: connection)
+                if let read { try Vault.checkUnchanged(stored.metadata, since: read) }
                 if newName != name, try exists(newName) { throw StorageError.entryExists(name: newName) }
                 let secret = try openSecret(stored)
                 // New fields (a URL, a kind) may not fit a token got before.
@@ -220,14 +233,14 @@ public final class UnlockedVault {
                 let update = try connection.prepare("""
                     UPDATE entries SET name = ?, kind = ?, header_template = ?, url = ?, description = ?,
                         expires_at = ?, updated_at = ?, nonce = ?, ciphertext = ?, revision = revision + 1,
-                        warn_within = ?, ca_certificates = ?
+                        warn_within = ?, max_age = ?, ca_certificates = ?
                     WHERE entry_id = ?
                     """)
                 try update.bind([
                     .text(newName), .text(fields.kind), .text(fields.headerTemplate), .text(fields.url),
                     .text(fields.description), .int(fields.expiresAt), .int(now),
                     .blob(box.nonce), .blob(box.ciphertext), .int(warnWithin ?? stored.metadata.warnWithin),
-                    .text(fields.caCertificates), .blob(stored.metadata.id),
+                    .int(maxAge ?? stored.metadata.maxAge), .text(fields.caCertificates), .blob(stored.metadata.id),
                 ])
                 _ = try update.step()
                 try purgeExpiredPreviousValues(now: now)

@@ -132,9 +132,20 @@ public final class Vault {
         connection: Connection, vaultID: [UInt8], key: VaultKey,
         passphrase: borrowing SecretBytes, kdf: KDFParameters, now: Int64
     ) throws {
-        let slotID = try nextSlotID(connection)
         let salt = try Random.bytes(KeyDerivation.saltLength)
         let wrappingKey = try KeyDerivation.deriveKey(passphrase: passphrase, salt: salt, parameters: kdf)
+        try insertPassphraseSlot(connection: connection, vaultID: vaultID, key: key, salt: salt,
+                                 wrappingKey: wrappingKey, kdf: kdf, now: now)
+    }
+
+    /// As above, with the wrapping key derived already: the caller runs
+    /// Argon2id (seconds, at the sensitive preset) before it takes the
+    /// write lock, so other keyseal processes do not wait on it.
+    static func insertPassphraseSlot(
+        connection: Connection, vaultID: [UInt8], key: VaultKey,
+        salt: [UInt8], wrappingKey: borrowing SecretBytes, kdf: KDFParameters, now: Int64
+    ) throws {
+        let slotID = try nextSlotID(connection)
         let associatedData = AssociatedData.keySlot(
             vaultID: vaultID, slotID: slotID,
             method: KeySlotMethod.passphrase.rawValue, kdf: argon2id, parameters: kdf, salt: salt)
@@ -304,6 +315,39 @@ public final class Vault {
                 if connection.changes == 0 { throw StorageError.entryNotFound(name: name) }
             }
         }
+    }
+
+    /// Sets an entry's policy columns that are given (`.some(nil)` clears
+    /// one) in one transaction: both change or neither. No key is needed.
+    public func setPolicies(
+        _ name: String, warnWithin: Int64?? = nil, maxAge: Int64?? = nil, ifUnchangedSince read: EntryMetadata? = nil
+    ) throws(StorageError) {
+        if let warnWithin { try Self.validate(warnWithin: warnWithin) }
+        if let maxAge { try Self.validate(maxAge: maxAge) }
+        var columns: [(PolicyColumn, Int64?)] = []
+        if let warnWithin { columns.append((.warnWithin, warnWithin)) }
+        if let maxAge { columns.append((.maxAge, maxAge)) }
+        guard !columns.isEmpty else { return }
+        try mapErrors {
+            try connection.immediateTransaction {
+                let stored = try storedEntry(named: name, on: connection)
+                if let read { try Self.checkUnchanged(stored.metadata, since: read) }
+                let assignments = columns.map { "\($0.0.rawValue) = ?" }.joined(separator: ", ")
+                let update = try connection.prepare("UPDATE entries SET \(assignments), revision = revision + 1 WHERE entry_id = ?")
+                try update.bind(columns.map { .int($0.1) } + [.blob(stored.metadata.id)])
+                _ = try update.step()
+            }
+        }
+    }
+
+    /// Inside a write transaction: the entry as stored now is the one the
+    /// caller read (same id, same revision), else `entryChanged`.
+    static func checkUnchanged(_ stored: EntryMetadata, since read: EntryMetadata) throws(StorageError) {
+        guard stored.id == read.id, stored.revision == read.revision else { throw .entryChanged(name: read.name) }
+    }
+
+    static func validate(maxAge: Int64?) throws(StorageError) {
+        if let maxAge, maxAge <= 0 { throw .invalidField(field: "maximum token age", reason: "it must be longer than zero") }
     }
 
     static func validate(warnWithin: Int64?) throws(StorageError) {

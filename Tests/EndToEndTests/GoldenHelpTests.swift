@@ -14,9 +14,11 @@ Secrets are sealed with libsodium in one SQLite file, unlocked by a master
 passphrase. Exit status: 0 success, 1 failure, 2 expired entry refused (check:
 1 expiring, 2 expired, 3 check failed), 64 bad usage or input, 65 damaged or
 altered vault, 66 no such vault or entry, 69 curl not found or a server
-unreachable, 73 already exists, 76 unexpected answer from a server, 77 cannot
-unlock or API key refused, 126 command cannot run, 127 command not found; curl
-and run otherwise exit with the status of the program they run. See keyseal(1).
+unreachable, 73 already exists, 75 entry changed meanwhile by another keyseal
+(edit, rename: nothing changed, run it again), 76 unexpected answer from a
+server, 77 cannot unlock or API key refused, 126 command cannot run, 127
+command not found; curl and run otherwise exit with the status of the program
+they run. See keyseal(1).
 
 USAGE: keyseal <subcommand>
 

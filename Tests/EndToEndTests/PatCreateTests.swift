@@ -41,6 +41,8 @@ struct PatCreateTests {
         try #require(requests.count == 2, "\(all)")
         #expect(requests.allSatisfy { $0.method == "POST" && $0.headers(named: "Authorization").map(\.text) == ["Bearer tok-1"] },
                 "\(requests)")
+        // A failure above must not become an index out of range, which ends the whole test run.
+        try #require(requests.count == 2, "\(all)")
         let first = try #require(try JSONSerialization.jsonObject(with: requests[0].body) as? [String: Any])
         #expect(first["description"] as? String == "nightly export", "\(first)")
         let date = try #require(first["expirationDate"] as? String, "\(first)")

@@ -83,10 +83,12 @@ struct Edit: ParsableCommand {
                 throw CLIError(.usage, "--max-age is for bearer entries; \(name.debugDescription) is a \(current.fields.kind) entry")
             }
             // The max age is not sealed either: alone, it changes without the
-            // key; with other changes, only once they are made.
+            // key; with other changes, in the same transaction.
             guard resealing else {
-                if let newMaxAge { try vault.setMaxAge(name, newMaxAge) }
-                if let newWindow { try vault.setWarnWithin(name, newWindow) }
+                // Both in one transaction: a crash leaves both or neither.
+                do {
+                    try vault.setPolicies(name, warnWithin: newWindow, maxAge: newMaxAge, ifUnchangedSince: current)
+                } catch { throw CLIError.conflict(error, command: "edit") }
                 Output.info("updated \(name.debugDescription)")
                 return
             }
@@ -109,8 +111,13 @@ struct Edit: ParsableCommand {
             apply(&edited)
             try FieldInput.checkKind(edited, name: name)
             let unlocked = try unlockOptions.unlock(vault)
-            try unlocked.update(name, warnWithin: newWindow, apply)
-            if let newMaxAge { try vault.setMaxAge(name, newMaxAge) }
+            // Every change in one transaction, and only to the entry as read
+            // above: another keyseal may have changed it while this one
+            // waited for the passphrase, and its change must not be
+            // overwritten unseen (exit 75, nothing changed).
+            do {
+                try unlocked.update(name, warnWithin: newWindow, maxAge: newMaxAge, ifUnchangedSince: current, apply)
+            } catch { throw CLIError.conflict(error, command: "edit") }
             Output.info("updated \(name.debugDescription)")
         }
     }

@@ -20,10 +20,14 @@ struct Rename: ParsableCommand {
         try Failure.report {
             try EntryName.validate(newName)
             let vault = try vaultOptions.open()
-            _ = try vault.metadata(named: name)
+            let current = try vault.metadata(named: name)
             if (try? vault.metadata(named: newName)) != nil { throw StorageError.entryExists(name: newName) }
             let unlocked = try unlockOptions.unlock(vault)
-            try unlocked.rename(name, to: newName)
+            // Only the entry as read above: one edited or replaced while the
+            // passphrase was asked for is left alone (exit 75).
+            do {
+                try unlocked.rename(name, to: newName, ifUnchangedSince: current)
+            } catch { throw CLIError.conflict(error, command: "rename") }
             Output.info("renamed \(name.debugDescription) to \(newName.debugDescription)")
         }
     }

@@ -22,6 +22,10 @@ enum ExitStatus: Int32 {
     case notFound = 66
     /// The vault or entry already exists: EX_CANTCREAT.
     case exists = 73
+    /// `edit`, `rename`: another keyseal changed the entry after this one
+    /// read it and before it could write; nothing was changed, and running
+    /// the command again will work: EX_TEMPFAIL.
+    case changed = 75
     /// A program keyseal needs (curl) is not installed, or a server could
     /// not be reached (down, TLS failure, timeout): EX_UNAVAILABLE.
     case unavailable = 69
@@ -35,6 +39,16 @@ enum ExitStatus: Int32 {
     case cannotExecute = 126
     /// `run`: the command was not found (as env(1)).
     case commandNotFound = 127
+}
+
+extension CLIError {
+    /// `entryChanged`, told in the words of the command that lost the race
+    /// ("this edit", "run the edit again"); any other error as it is.
+    static func conflict(_ error: Error, command: String) -> Error {
+        guard case let .entryChanged(name)? = error as? StorageError else { return error }
+        return CLIError(.changed, "entry \(name.debugDescription) was changed by another keyseal since this \(command) read it; nothing was changed",
+                        hint: "run the \(command) again")
+    }
 }
 
 /// An error the CLI itself raises, with what to do about it.
@@ -85,6 +99,7 @@ enum Failure {
             case .lastKeySlot: return .usage
             case .needsVaultKey: return .unlock
             case .vaultExists, .entryExists, .backupTargetOccupied, .importConflicts: return .exists
+            case .entryChanged: return .changed
             case .notAVault, .newerFormat, .damaged, .entryTampered, .copyNotVerified: return .data
             case .unlockFailed: return .unlock
             case .invalidName, .invalidSecret, .invalidField: return .usage
@@ -113,6 +128,7 @@ enum Failure {
         case .lastKeySlot: return "add another slot first (keyseal key add --keyfile PATH)"
         case .needsVaultKey: return "give the passphrase (or key file) for this command"
         case .entryExists: return "choose another name, or remove the old entry with \"keyseal rm\""
+        case .entryChanged: return "run the command again"
         case .invalidName: return "use one line of printable text, for example \"immuta-prod\""
         case .entryTampered: return "the value was not returned; restore the vault from a backup"
         case .verificationFailed: return "the entry may not be stored; check the disk, then add it again"
