@@ -56,9 +56,12 @@ public final class UnlockedVault {
 
     /// Reads `name` back through a new connection, which sees only what
     /// reached the file, and compares the opened value in constant time.
+    /// The connection may write (it never does itself): if another keyseal
+    /// was killed mid-write meanwhile, reading first rolls its hot journal
+    /// back, which a read-only connection cannot do.
     private func verifyStored(_ name: String, matches secret: borrowing SecretBytes) throws(StorageError) -> EntryMetadata {
         try vault.mapErrors {
-            let fresh = try Connection(path: path, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+            let fresh = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
             try Schema.configure(fresh)
             let stored = try vault.storedEntry(named: name, on: fresh)
             let opened: SecretBytes
