@@ -60,7 +60,7 @@ extension Vault {
 
     static func automaticBackup(of connection: Connection, vaultPath: String, reason: String, now: Int64) throws(StorageError) -> String {
         let directory = automaticBackupDirectory(for: vaultPath)
-        try FileSafety.ensureDirectory(directory)
+        try writingBackup(at: directory, automatic: true) { () throws(StorageError) in try FileSafety.ensureDirectory(directory) }
         let stem = "\(directory)/\(Self.utcStamp(now))-\(reason)"
         var destination = stem + ".db"
         var attempt = 1
@@ -68,18 +68,37 @@ extension Vault {
             attempt += 1
             destination = "\(stem)-\(attempt).db"
         }
-        let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
-        defer { VaultCopy.discard(staging) }
-        try VaultCopy.copyPages(from: connection, sourcePath: vaultPath, into: staging)
-        try mapErrors(path: staging) {
-            let copy = try Connection(path: staging, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
-            guard try copy.scalarText("PRAGMA quick_check") == "ok" else {
-                throw StorageError.damaged(path: staging, detail: "the automatic backup did not pass quick_check")
+        try writingBackup(at: destination, automatic: true) { () throws(StorageError) in
+            let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
+            defer { VaultCopy.discard(staging) }
+            try VaultCopy.copyPages(from: connection, sourcePath: vaultPath, into: staging)
+            try mapErrors(path: staging) {
+                let copy = try Connection(path: staging, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+                guard try copy.scalarText("PRAGMA quick_check") == "ok" else {
+                    throw StorageError.damaged(path: staging, detail: "the automatic backup did not pass quick_check")
+                }
+            }
+            try FileSafety.linkWithoutReplacing(staging, to: destination)
+            FileSafety.syncDirectory(directory)
+        }
+        return destination
+    }
+
+    /// Runs the steps that write a backup to `destination` (through a
+    /// temporary file beside it) and reports a failed write as the backup's,
+    /// under the name the user knows: a full disk while copying is not
+    /// "no space left to write the vault .vault.db.3f2a.tmp".
+    static func writingBackup(at destination: String, automatic: Bool, _ body: () throws(StorageError) -> Void) throws(StorageError) {
+        do {
+            try body()
+        } catch {
+            switch error {
+            case .diskFull, .writeFailed, .io, .readOnly:
+                throw .backupNotWritten(path: destination, automatic: automatic, cause: error)
+            default:
+                throw error
             }
         }
-        try FileSafety.linkWithoutReplacing(staging, to: destination)
-        FileSafety.syncDirectory(directory)
-        return destination
     }
 
     /// Opens a private copy of the vault file at `source`, made beside
@@ -170,13 +189,16 @@ extension UnlockedVault {
         case let .vault(id) where id == vault.vaultID: break
         case .vault, .other: throw .backupTargetOccupied(path: destination)
         }
-        try FileSafety.ensureDirectory(FileSafety.parentDirectory(of: destination))
-        let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
-        defer { VaultCopy.discard(staging) }
-        try VaultCopy.copyPages(from: vault.connection, sourcePath: vault.path, into: staging)
-        let report = try Self.verifyCopy(at: staging, of: vault.vaultID, with: sealer, now: now)
-        guard report.isIntact else { throw .copyNotVerified(path: destination, report: report) }
-        try VaultCopy.publish(staging, as: destination)
+        var report = VerifyReport()
+        try Vault.writingBackup(at: destination, automatic: false) { () throws(StorageError) in
+            try FileSafety.ensureDirectory(FileSafety.parentDirectory(of: destination))
+            let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
+            defer { VaultCopy.discard(staging) }
+            try VaultCopy.copyPages(from: vault.connection, sourcePath: vault.path, into: staging)
+            report = try Self.verifyCopy(at: staging, of: vault.vaultID, with: sealer, now: now)
+            guard report.isIntact else { throw .copyNotVerified(path: destination, report: report) }
+            try VaultCopy.publish(staging, as: destination)
+        }
         return report
     }
 

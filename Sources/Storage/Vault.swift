@@ -377,10 +377,21 @@ public final class Vault {
         try Self.mapErrors(path: path, body)
     }
 
+    /// SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _DIR_FSYNC: the extended codes
+    /// of a failed write (sqlite3.h defines them as expressions Swift
+    /// cannot import).
+    static let writeErrors: Set<Int32> = [SQLITE_IOERR | 3 << 8, SQLITE_IOERR | 4 << 8, SQLITE_IOERR | 5 << 8, SQLITE_IOERR | 6 << 8]
+
     static func map(_ error: SQLiteError, path: String) -> StorageError {
         switch error.primaryCode {
         case SQLITE_BUSY, SQLITE_LOCKED: .busy(path: path)
         case SQLITE_FULL: .diskFull(path: path)
+        // SQLite reports ENOSPC from fsync, and any errno from a write but
+        // ENOSPC, as a plain I/O error; the errno tells them apart.
+        case SQLITE_IOERR where error.systemErrno == ENOSPC || error.systemErrno == EDQUOT: .diskFull(path: path)
+        case SQLITE_IOERR where writeErrors.contains(error.code):
+            .writeFailed(path: path, detail: error.message + (error.systemErrno != 0 ? " (\(String(cString: strerror(error.systemErrno))))" : ""),
+                         systemErrno: error.systemErrno)
         case SQLITE_READONLY: .readOnly(path: path)
         case SQLITE_NOTADB: .notAVault(path: path)
         // keyseal's SQL is fixed, so SQLITE_ERROR ("no such column", "malformed

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Sealing
 import Storage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The exit statuses keyseal documents (docs/keyseal.1.md, EXIT STATUS).
 /// They follow sysexits(3), so scripts can tell the cases apart.
@@ -61,10 +64,15 @@ enum Failure {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            // Names quoted in messages could hold what a terminal acts on.
-            Output.error(TextTable.printable(message(for: error)), hint: hint(for: error).map(TextTable.printable))
+            show(error)
             throw ExitCode(exitCode(for: error))
         }
+    }
+
+    /// Prints `error` as `keyseal: error:` plus its hint.
+    static func show(_ error: Error) {
+        // Names quoted in messages could hold what a terminal acts on.
+        Output.error(TextTable.printable(message(for: error)), hint: hint(for: error).map(TextTable.printable))
     }
 
     static func message(for error: Error) -> String {
@@ -90,7 +98,7 @@ enum Failure {
             case .invalidName, .invalidSecret, .invalidField: return .usage
             case .sealing(.kdfParametersOutOfRange): return .usage
             case .sealing(.sealerUnavailable): return .unlock
-            case .verificationFailed, .busy, .diskFull, .readOnly, .io, .sealing: return .failure
+            case .verificationFailed, .busy, .diskFull, .writeFailed, .backupNotWritten, .readOnly, .io, .sealing: return .failure
             }
         default: return .failure
         }
@@ -118,6 +126,12 @@ enum Failure {
         case .verificationFailed: return "the entry may not be stored; check the disk, then add it again"
         case .busy: return "another keyseal is writing; try again"
         case .diskFull: return "free some space; the vault is unchanged"
+        case let .writeFailed(_, _, code) where code == EFBIG:
+            return "the file size limit (ulimit -f) is too small for the vault; the vault is unchanged"
+        case .writeFailed:
+            return "check the disk (dmesg); the vault is unchanged: what was written is undone, at the latest when the vault is next opened"
+        case let .backupNotWritten(_, _, cause):
+            return cause.isDiskFull ? "free some space; nothing was changed" : "check the disk (dmesg); nothing was changed"
         case .readOnly: return "check the file's permissions and the file system"
         case .sealing(.sealerUnavailable): return "run keyseal unlock again, or use --no-agent"
         case .importConflicts: return "nothing was imported; add --replace to replace them (an automatic backup is taken first), or rename or remove them"
