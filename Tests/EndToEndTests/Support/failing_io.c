@@ -19,7 +19,10 @@
  *                   fills mid-write), then every later counted call fails
  *   FAILIO_REPORT   a file (outside FAILIO_DIR) rewritten after each counted
  *                   call: "calls=C failed=F op=OP path=PATH", where OP and
- *                   PATH name the first call that failed (or "-")
+ *                   PATH name the first call that failed (or "-"); no file:
+ *                   no counted call. (Not written at exit: setsid(1) and
+ *                   other wrappers load the library too, and their exit
+ *                   would overwrite the count of the process they ran.)
  *
  * Built by the test: cc -shared -fPIC -O1 -o libfailio.so failing_io.c -ldl
  */
