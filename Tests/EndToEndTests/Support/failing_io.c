@@ -17,6 +17,8 @@
  *                   short: the Nth call, when it writes more than one byte,
  *                   writes half and returns the short count (a disk that
  *                   fills mid-write), then every later counted call fails
+ *   FAILIO_MATCH    optional: count only files whose path contains this text
+ *   FAILIO_OPS      optional: count only these calls, e.g. "fsync,fdatasync"
  *   FAILIO_REPORT   a file (outside FAILIO_DIR) rewritten after each counted
  *                   call: "calls=C failed=F op=OP path=PATH", where OP and
  *                   PATH name the first call that failed (or "-"); no file:
@@ -65,6 +67,8 @@ static long fail_at;
 static int fail_errno = ENOSPC;
 static enum mode fail_mode = MODE_ONCE;
 static char report_path[PATH_MAX];
+static char match[PATH_MAX];
+static char ops[256];
 
 static long calls;
 static long failures;
@@ -92,6 +96,10 @@ __attribute__((constructor)) static void failio_init(void) {
     const char *mode = getenv("FAILIO_MODE");
     if (mode && strcmp(mode, "sticky") == 0) fail_mode = MODE_STICKY;
     if (mode && strcmp(mode, "short") == 0) fail_mode = MODE_SHORT;
+    const char *text = getenv("FAILIO_MATCH");
+    if (text) snprintf(match, sizeof match, "%s", text);
+    const char *list = getenv("FAILIO_OPS");
+    if (list) snprintf(ops, sizeof ops, ",%s,", list);
     const char *report = getenv("FAILIO_REPORT");
     if (report) snprintf(report_path, sizeof report_path, "%s", report);
     enabled = 1;
@@ -129,6 +137,12 @@ enum verdict { PASS, FAIL, SHORTEN };
 static enum verdict judge(int fd, const char *op) {
     char path[PATH_MAX];
     if (!watched_fd(fd, path, sizeof path)) return PASS;
+    if (match[0] && strstr(path, match) == NULL) return PASS;
+    if (ops[0]) {
+        char item[40];
+        snprintf(item, sizeof item, ",%s,", op);
+        if (strstr(ops, item) == NULL) return PASS;
+    }
     long index = __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
     enum verdict verdict = PASS;
     if (fail_at > 0 && index == fail_at) {
