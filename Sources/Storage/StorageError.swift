@@ -24,6 +24,8 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case entryTampered(name: String)
     /// `add` read its entry back and it did not match what was given.
     case verificationFailed(name: String)
+    /// The vault's file is not one keyseal will use: see `UnsafeVault`.
+    case unsafeVault(path: String, problem: UnsafeVault)
     case busy(path: String)
     case diskFull(path: String)
     /// A write to the vault (or its journal) failed for another reason than
@@ -72,6 +74,12 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
             "entry \(name.debugDescription) failed authentication: its row was altered outside keyseal"
         case let .verificationFailed(name):
             "entry \(name.debugDescription) did not read back as written"
+        case let .unsafeVault(path, .symbolicLink(target)):
+            "the vault \(path) is a symbolic link (to \(target)); keyseal does not follow one"
+        case let .unsafeVault(path, .ownedByOther(owner)):
+            "the vault \(path) belongs to another user, \(owner); keyseal uses only a vault of your own"
+        case let .unsafeVault(path, .directoryOwnedByOther(directory, owner)):
+            "the directory \(directory) of the vault \(path) belongs to another user, \(owner), who could replace the vault"
         case let .busy(path): "the vault \(path) is locked by another keyseal process"
         case let .diskFull(path): "no space left to write the vault \(path)"
         case let .writeFailed(path, detail, _): "cannot write the vault \(path): \(detail)"
@@ -112,4 +120,14 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         default: false
         }
     }
+}
+
+/// Why a vault's file is refused before it is opened.
+public enum UnsafeVault: Equatable, Sendable {
+    /// The path is a symbolic link; `target` is what it points to.
+    case symbolicLink(target: String)
+    /// The file belongs to another user ("nobody (uid 65534)").
+    case ownedByOther(owner: String)
+    /// The directory holding it belongs to another user (not root).
+    case directoryOwnedByOther(directory: String, owner: String)
 }

@@ -14,6 +14,16 @@ public final class Vault {
     /// Set when opening migrated the file to this keyseal's format: where
     /// the file as it was before was copied (the caller should say so).
     public private(set) var automaticBackupPath: String?
+    /// Set when the file was open to other users when opened: its mode
+    /// then, and whether it is 0600 now (the caller should say so).
+    public private(set) var modeExposure: ModeExposure?
+
+    public struct ModeExposure: Equatable, Sendable {
+        /// The permission bits the file had.
+        public let mode: UInt32
+        /// False when it could not be set to 0600.
+        public let nowPrivate: Bool
+    }
 
     public static let maxSecretLength = 64 * 1024
     static let vaultIDLength = 16
@@ -36,8 +46,7 @@ public final class Vault {
     }
 
     static func open(at path: String, backupBeforeMigrating: Bool) throws(StorageError) -> Vault {
-        guard FileSafety.exists(path) else { throw .vaultNotFound(path: path) }
-        if FileSafety.isDirectory(path) { throw .notAVault(path: path) }
+        let mode = try FileSafety.inspectVault(path)
         return try mapErrors(path: path) {
             let connection = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
             try connection.setBusyTimeout(milliseconds: Schema.busyTimeoutMilliseconds)
@@ -50,11 +59,13 @@ public final class Vault {
             }
             guard version >= 1 else { throw StorageError.damaged(path: path, detail: "no format version") }
             // Only now that the file is known to be ours may its mode change.
-            FileSafety.tightenFileMode(path)
+            let tightened = FileSafety.tightenFileMode(path, from: mode)
+            let exposure = mode & 0o077 == 0 ? nil : ModeExposure(mode: UInt32(mode), nowPrivate: tightened)
             try Schema.configure(connection)
             try Schema.ensureRollbackJournal(connection)
             // The header is checked before a migration may write.
             let vault = try loadHeader(path: path, connection: connection, expectedFormat: version)
+            vault.modeExposure = exposure
             // Read once more only after a migration changed it.
             guard version < Schema.currentVersion else { return vault }
             // A migration rewrites the file: the old one is kept first.
@@ -63,6 +74,7 @@ public final class Vault {
             try Schema.migrate(connection, from: version)
             let migrated = try loadHeader(path: path, connection: connection, expectedFormat: Schema.currentVersion)
             migrated.automaticBackupPath = saved
+            migrated.modeExposure = exposure
             return migrated
         }
     }

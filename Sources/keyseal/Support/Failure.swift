@@ -94,7 +94,7 @@ enum Failure {
             case .needsVaultKey: return .unlock
             case .vaultExists, .entryExists, .backupTargetOccupied, .importConflicts: return .exists
             case .notAVault, .newerFormat, .damaged, .entryTampered, .copyNotVerified: return .data
-            case .unlockFailed: return .unlock
+            case .unlockFailed, .unsafeVault: return .unlock
             case .invalidName, .invalidSecret, .invalidField: return .usage
             case .sealing(.kdfParametersOutOfRange): return .usage
             case .sealing(.sealerUnavailable): return .unlock
@@ -124,6 +124,9 @@ enum Failure {
         case .invalidName: return "use one line of printable text, for example \"immuta-prod\""
         case .entryTampered: return "the value was not returned; restore the vault from a backup"
         case .verificationFailed: return "the entry may not be stored; check the disk, then add it again"
+        case .unsafeVault(_, .symbolicLink): return "name the file itself, with --vault or KEYSEAL_VAULT"
+        case .unsafeVault(_, .ownedByOther): return "run keyseal as its owner, or copy it to a file of your own"
+        case .unsafeVault(_, .directoryOwnedByOther): return "keep the vault in a directory of your own"
         case .busy: return "another keyseal is writing; try again"
         case .diskFull: return "free some space; the vault is unchanged"
         case let .writeFailed(_, _, code) where code == EFBIG:
