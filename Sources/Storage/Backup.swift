@@ -117,12 +117,28 @@ extension Vault {
             try mapErrors(path: source) {
                 let reader = try Connection(path: source, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
                 try reader.setBusyTimeout(milliseconds: VaultCopy.busyLimitMilliseconds)
-                try VaultCopy.copyPages(from: reader, sourcePath: source, into: staging)
+                try naming(destination, for: staging) { () throws(StorageError) in
+                    try VaultCopy.copyPages(from: reader, sourcePath: source, into: staging)
+                }
             }
             return try open(at: staging, backupBeforeMigrating: false)
         } catch {
             VaultCopy.discard(staging)
             throw error
+        }
+    }
+
+    /// Reports a failed write to the temporary file `staging` under the
+    /// name of the vault it is made for: the user never named the former.
+    static func naming(_ path: String, for staging: String, _ body: () throws(StorageError) -> Void) throws(StorageError) {
+        do {
+            try body()
+        } catch .diskFull(staging) {
+            throw .diskFull(path: path)
+        } catch let .writeFailed(failed, detail, code) where failed == staging {
+            throw .writeFailed(path: path, detail: detail, systemErrno: code)
+        } catch let .io(failed, detail) where failed == staging {
+            throw .io(path: path, detail: detail)
         }
     }
 
@@ -219,8 +235,10 @@ extension Vault {
     /// the old contents or the new. `backup` must verify first, and the
     /// result is verified again with its key. A vault already at `path` is
     /// first copied to its automatic backups; that path is returned.
+    /// `kept` is told the automatic backup's path as soon as it exists, so
+    /// that a restore that fails after it can still say where it is.
     public static func restore(
-        at path: String, from backup: UnlockedVault, now: Int64 = currentTime()
+        at path: String, from backup: UnlockedVault, now: Int64 = currentTime(), kept: (String) -> Void = { _ in }
     ) throws(StorageError) -> (report: VerifyReport, previous: String?) {
         let checked = try backup.verify(now: now)
         guard checked.isIntact else { throw .copyNotVerified(path: backup.vault.path, report: checked) }
@@ -234,7 +252,9 @@ extension Vault {
             try FileSafety.ensureDirectory(FileSafety.parentDirectory(of: path))
             let staging = try VaultCopy.createStaging(beside: path, tag: "tmp")
             defer { VaultCopy.discard(staging) }
-            try VaultCopy.copyPages(from: backup.vault.connection, sourcePath: backup.vault.path, into: staging)
+            try naming(path, for: staging) { () throws(StorageError) in
+                try VaultCopy.copyPages(from: backup.vault.connection, sourcePath: backup.vault.path, into: staging)
+            }
             try FileSafety.linkWithoutReplacing(staging, to: path)
             FileSafety.syncDirectory(FileSafety.parentDirectory(of: path))
         case .vault:
@@ -242,7 +262,9 @@ extension Vault {
                 let live = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
                 try live.setBusyTimeout(milliseconds: VaultCopy.busyLimitMilliseconds)
                 try Schema.ensureRollbackJournal(live)
-                previous = try automaticBackup(of: live, vaultPath: path, reason: "before-restore", now: now)
+                let saved = try automaticBackup(of: live, vaultPath: path, reason: "before-restore", now: now)
+                previous = saved
+                kept(saved)
                 try VaultCopy.pump(from: backup.vault.connection, sourcePath: backup.vault.path, to: live)
             }
         }

@@ -1,5 +1,5 @@
 // Disk full and I/O errors (issue 8): every write that add, rotate, passwd,
-// backup, import, key add and export make to the files under the vault's
+// backup, restore, import, key add and export make to the files under the vault's
 // directory is made to fail, one at a time, with ENOSPC and with EIO, by
 // an LD_PRELOAD library (Support/failing_io.c) that interposes write,
 // pwrite, pwrite64, writev, fsync, fdatasync and ftruncate and fails the
@@ -20,7 +20,8 @@
 // and the check above runs through that open. passwd keeps the old
 // passphrase; a backup target is absent, or the older backup it was to
 // replace, unchanged; an automatic backup that was published is a whole,
-// verified copy and its path is printed.
+// verified copy and its path is printed; a restore leaves the vault as it
+// was, never half the backup.
 //
 // Plus a file size limit (RLIMIT_FSIZE, as `ulimit -f`): keyseal reports it
 // rather than dying of SIGXFSZ.
@@ -41,6 +42,7 @@ struct DiskFullStressTests {
     enum Command: String, CaseIterable, CustomTestStringConvertible, Sendable {
         case add, rotate, passwd, backup
         case backupOverOlder = "backup over an older backup"
+        case restore
         case importDotenv = "import"
         case importReplace = "import --replace"
         case keyAdd = "key add"
@@ -129,6 +131,8 @@ struct DiskFullStressTests {
                                              ["passwd", "--vault", vault, "--new-passphrase-fd", "3", "--kdf", "insecure-testing"], env: environment)
         case .backup, .backupOverOlder:
             result = try await sandbox.run(["backup", "--vault", vault, target], env: environment)
+        case .restore:
+            result = try await sandbox.run(["restore", baseline.olderBackupPath, "--vault", vault], env: environment)
         case .importDotenv:
             result = try await sandbox.run(["import", "--vault", vault, "--apply", "--from", "dotenv", baseline.newEntries], env: environment)
         case .importReplace:
@@ -194,7 +198,7 @@ struct DiskFullStressTests {
         #expect(slots.out == baseline.keySlots, "\(label): the key slots changed: \(slots.out)")
 
         switch command {
-        case .passwd, .importReplace:
+        case .passwd, .importReplace, .restore:
             // A published automatic backup is whole, and its path was printed.
             for copy in left where copy.hasSuffix(".db") && copy.contains("/vault.db.backups/") {
                 #expect(result.err.contains(copy.replacingOccurrences(of: sandbox.work + "/", with: "")) || result.err.contains(copy),
@@ -235,6 +239,8 @@ struct DiskFullStressTests {
             #expect(new.status == 0 && Baseline.summary(new) == baseline.verifySummary, "\(new)")
         case .backup, .backupOverOlder:
             #expect(try await Baseline.entries(sandbox, directory + "/copy.db") == baseline.entries)
+        case .restore:
+            #expect(entries == (try await Baseline.entries(sandbox, baseline.olderBackupPath)), "the vault is not the backup restored")
         case .importDotenv, .importReplace:
             #expect(entries.count > baseline.entries.count || command == .importReplace, "nothing was imported: \(result)")
         case .keyAdd:
@@ -314,6 +320,7 @@ struct Baseline {
     let keySlots: String
     /// A backup of this vault made earlier (one entry fewer).
     let olderBackup: Data
+    let olderBackupPath: String
     let newSecret: String
     let secrets: [String]
     let newPassphraseFile: String
@@ -352,7 +359,7 @@ struct Baseline {
         try #require(slots.status == 0, "\(slots)")
         return Baseline(
             vaultBytes: try #require(sandbox.bytes(vault)), entries: try await entries(sandbox, vault),
-            verifySummary: summary(verified), keySlots: slots.out, olderBackup: try #require(sandbox.bytes(older)),
+            verifySummary: summary(verified), keySlots: slots.out, olderBackup: try #require(sandbox.bytes(older)), olderBackupPath: older,
             newSecret: Sentinel.make("\(tag)-new"),
             secrets: [alpha, beta, beta + "-2", Sentinel.make("\(tag)-new")],
             newPassphraseFile: newPassphrase, newEntries: newEntries, replacingEntries: replacing)
@@ -493,6 +500,29 @@ struct DiskFullMessageTests {
             """, "\(changeFailed)")
         let old = try await sandbox.run(["verify", "--vault", sandbox.vault])
         #expect(old.status == 0, "the old passphrase no longer opens the vault: \(old)")
+    }
+
+    @Test("restore: a failure after the automatic backup says where the copy is, and the vault is as it was")
+    func restoreNamesItsCopy() async throws {
+        let sandbox = try Sandbox()
+        let library = try await Self.setUp(sandbox, tag: "dfm-restore")
+        let backup = sandbox.root + "/older.db"
+        let backedUp = try await sandbox.run(["backup", "--vault", sandbox.vault, backup])
+        try #require(backedUp.status == 0, "\(backedUp)")
+        try await sandbox.add("beta", secret: Sentinel.make("dfm-restore-beta"))
+        let failed = try await sandbox.run(["restore", backup, "--vault", sandbox.vault],
+                                           env: Self.failing(library, sandbox, match: "/vault.db-journal"))
+        #expect(failed.status == 1)
+        let copies = try FileManager.default.contentsOfDirectory(atPath: sandbox.vault + ".backups")
+        try #require(copies.count == 1 && copies[0].hasSuffix("-before-restore.db"), "\(copies)")
+        #expect(failed.err == """
+            keyseal: the vault as it was is kept at \(sandbox.vault).backups/\(copies[0])
+            keyseal: error: no space left to write the vault \(sandbox.vault)
+            keyseal: hint: free some space; the vault is unchanged
+
+            """, "\(failed)")
+        let listed = try await sandbox.run(["list", "--vault", sandbox.vault])
+        #expect(listed.status == 0 && listed.out.contains("beta"), "the restore was half done: \(listed)")
     }
 
     @Test("import: a full disk is reported as such, not as a bad line of the dotenv file")

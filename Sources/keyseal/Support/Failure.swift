@@ -133,8 +133,9 @@ enum Failure {
             return "the file size limit (ulimit -f) is too small for the vault; the vault is unchanged"
         case .writeFailed:
             return "check the disk (dmesg); the vault is unchanged: what was written is undone, at the latest when the vault is next opened"
-        case let .backupNotWritten(_, _, cause):
-            return cause.isDiskFull ? "free some space; nothing was changed" : "check the disk (dmesg); nothing was changed"
+        case .backupNotWritten(_, _, .diskFull): return "free some space; nothing was changed"
+        case .backupNotWritten(_, _, .writeFailed): return "check the disk (dmesg); nothing was changed"
+        case .backupNotWritten: return "check the directory and its permissions; nothing was changed"
         case .readOnly: return "check the file's permissions and the file system"
         case .sealing(.sealerUnavailable): return "run keyseal unlock again, or use --no-agent"
         case .importConflicts: return "nothing was imported; add --replace to replace them (an automatic backup is taken first), or rename or remove them"
