@@ -121,7 +121,7 @@ extension Vault {
                     try VaultCopy.copyPages(from: reader, sourcePath: source, into: staging)
                 }
             }
-            return try open(at: staging, backupBeforeMigrating: false)
+            return try open(at: staging, backupBeforeMigrating: false, ownCopy: true)
         } catch {
             VaultCopy.discard(staging)
             throw error
@@ -211,7 +211,7 @@ extension UnlockedVault {
             let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
             defer { VaultCopy.discard(staging) }
             try VaultCopy.copyPages(from: vault.connection, sourcePath: vault.path, into: staging)
-            report = try Self.verifyCopy(at: staging, of: vault.vaultID, with: sealer, now: now)
+            report = try Self.verifyCopy(at: staging, of: vault.vaultID, with: sealer, now: now, ownCopy: true)
             guard report.isIntact else { throw .copyNotVerified(path: destination, report: report) }
             try VaultCopy.publish(staging, as: destination)
         }
@@ -219,8 +219,10 @@ extension UnlockedVault {
     }
 
     /// Opens the file at `path` as a vault with this key and verifies it.
-    static func verifyCopy(at path: String, of vaultID: [UInt8], with sealer: any EntrySealer, now: Int64) throws(StorageError) -> VerifyReport {
-        let copy = try Vault.open(at: path)
+    static func verifyCopy(
+        at path: String, of vaultID: [UInt8], with sealer: any EntrySealer, now: Int64, ownCopy: Bool = false
+    ) throws(StorageError) -> VerifyReport {
+        let copy = try Vault.open(at: path, backupBeforeMigrating: true, ownCopy: ownCopy)
         guard copy.vaultID == vaultID else {
             throw .damaged(path: path, detail: "the copy has another vault id than its source")
         }
@@ -250,6 +252,7 @@ extension Vault {
             // Nothing to replace: publish a copy, never over a file that
             // appeared meanwhile.
             try FileSafety.ensureDirectory(FileSafety.parentDirectory(of: path))
+            try FileSafety.checkDirectoryOwner(of: path)
             let staging = try VaultCopy.createStaging(beside: path, tag: "tmp")
             defer { VaultCopy.discard(staging) }
             try naming(path, for: staging) { () throws(StorageError) in
@@ -258,6 +261,8 @@ extension Vault {
             try FileSafety.linkWithoutReplacing(staging, to: path)
             FileSafety.syncDirectory(FileSafety.parentDirectory(of: path))
         case .vault:
+            // The vault's file is checked as every open checks it, before it is written.
+            _ = try FileSafety.inspectVault(path)
             try mapErrors(path: path) {
                 let live = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
                 try live.setBusyTimeout(milliseconds: VaultCopy.busyLimitMilliseconds)

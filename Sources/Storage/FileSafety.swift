@@ -88,11 +88,26 @@ enum FileSafety {
         }
         let me = geteuid()
         if info.st_uid != me { throw .unsafeVault(path: path, problem: .ownedByOther(owner: describeUser(info.st_uid))) }
+        try checkDirectoryOwner(of: path, me: me)
+        return info.st_mode & 0o7777
+    }
+
+    /// Refuses a vault path whose directory belongs to another user than
+    /// this one or root: one stat(2).
+    static func checkDirectoryOwner(of path: String, me: uid_t = geteuid()) throws(StorageError) {
         let directory = parentDirectory(of: path)
         var parent = stat()
         if stat(directory, &parent) == 0, parent.st_uid != me, parent.st_uid != 0 {
             throw .unsafeVault(path: path, problem: .directoryOwnedByOther(directory: directory, owner: describeUser(parent.st_uid)))
         }
+    }
+
+    /// The mode of a file keyseal made itself (a temporary copy), which
+    /// needs none of inspectVault's checks: it must exist and be a regular file.
+    static func modeOfOwnFile(_ path: String) throws(StorageError) -> mode_t {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw .vaultNotFound(path: path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw .notAVault(path: path) }
         return info.st_mode & 0o7777
     }
 

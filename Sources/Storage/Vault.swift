@@ -45,8 +45,11 @@ public final class Vault {
         try open(at: path, backupBeforeMigrating: true)
     }
 
-    static func open(at path: String, backupBeforeMigrating: Bool) throws(StorageError) -> Vault {
-        let mode = try FileSafety.inspectVault(path)
+    /// `ownCopy`: a temporary file keyseal has just made (a backup being
+    /// verified, restore's private copy), which skips the checks of the
+    /// user's vault file (owner, symbolic link, directory).
+    static func open(at path: String, backupBeforeMigrating: Bool, ownCopy: Bool = false) throws(StorageError) -> Vault {
+        let mode = ownCopy ? try FileSafety.modeOfOwnFile(path) : try FileSafety.inspectVault(path)
         return try mapErrors(path: path) {
             let connection = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
             try connection.setBusyTimeout(milliseconds: Schema.busyTimeoutMilliseconds)
@@ -109,6 +112,8 @@ public final class Vault {
         if FileSafety.exists(path) { throw .vaultExists(path: path) }
         let directory = FileSafety.parentDirectory(of: path)
         try FileSafety.ensureDirectory(directory)
+        // Refused before anything is made, not when the new vault is opened.
+        try FileSafety.checkDirectoryOwner(of: path)
 
         let suffix = try mapErrors(path: path) { Hex.encode(try Random.bytes(6)) }
         let staging = "\(directory)/.\(path.split(separator: "/").last ?? "vault").\(suffix).tmp"

@@ -297,4 +297,37 @@ struct PermissionsStressTests {
         let listed = try await sandbox.run(["list", "--vault", vault])
         #expect(listed.status == 0 && listed.out.contains("alpha"), "\(listed)")
     }
+
+    @Test("init and restore refuse another user's vault or directory before writing; a backup may go to another user's directory")
+    func refusedBeforeWriting() async throws {
+        let sandbox = try Sandbox()
+        try await sandbox.initVault()
+        try await sandbox.add("alpha", secret: Sentinel.make("perm-before"))
+        let theirs = sandbox.work + "/theirs"
+        try FileManager.default.createDirectory(atPath: theirs, withIntermediateDirectories: false)
+        try #require(chown(theirs, Nobody.uid, Nobody.uid) == 0)
+
+        let created = try await sandbox.run(["init", "--kdf", "insecure-testing", "--vault", theirs + "/vault.db"])
+        #expect(created.status == 77, "\(created)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: theirs).isEmpty, "init left files")
+
+        // A backup is a sealed copy; where it goes is the user's choice.
+        let backedUp = try await sandbox.run(["backup", "--vault", sandbox.vault, theirs + "/copy.db"])
+        #expect(backedUp.status == 0, "\(backedUp)")
+
+        // restore into a vault of nobody's: refused before the automatic backup and the copy.
+        let other = sandbox.work + "/other.db"
+        try FileManager.default.copyItem(atPath: sandbox.vault, toPath: other)
+        try #require(chown(other, Nobody.uid, Nobody.uid) == 0)
+        let before = try #require(sandbox.bytes(other))
+        let restored = try await sandbox.run(["restore", theirs + "/copy.db", "--vault", other])
+        #expect(restored.status == 77, "\(restored)")
+        #expect(restored.err.contains("belongs to another user"), "\(restored)")
+        #expect(sandbox.bytes(other) == before)
+        #expect(!FileManager.default.fileExists(atPath: other + ".backups"), "an automatic backup was taken first")
+        // Nor into a new vault in nobody's directory.
+        let fresh = try await sandbox.run(["restore", theirs + "/copy.db", "--vault", theirs + "/restored.db"])
+        #expect(fresh.status == 77, "\(fresh)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: theirs) == ["copy.db"], "restore left files")
+    }
 }
