@@ -60,7 +60,7 @@ extension Vault {
 
     static func automaticBackup(of connection: Connection, vaultPath: String, reason: String, now: Int64) throws(StorageError) -> String {
         let directory = automaticBackupDirectory(for: vaultPath)
-        try FileSafety.ensureDirectory(directory)
+        try writingBackup(at: directory, automatic: true) { () throws(StorageError) in try FileSafety.ensureDirectory(directory) }
         let stem = "\(directory)/\(Self.utcStamp(now))-\(reason)"
         var destination = stem + ".db"
         var attempt = 1
@@ -68,18 +68,37 @@ extension Vault {
             attempt += 1
             destination = "\(stem)-\(attempt).db"
         }
-        let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
-        defer { VaultCopy.discard(staging) }
-        try VaultCopy.copyPages(from: connection, sourcePath: vaultPath, into: staging)
-        try mapErrors(path: staging) {
-            let copy = try Connection(path: staging, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
-            guard try copy.scalarText("PRAGMA quick_check") == "ok" else {
-                throw StorageError.damaged(path: staging, detail: "the automatic backup did not pass quick_check")
+        try writingBackup(at: destination, automatic: true) { () throws(StorageError) in
+            let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
+            defer { VaultCopy.discard(staging) }
+            try VaultCopy.copyPages(from: connection, sourcePath: vaultPath, into: staging)
+            try mapErrors(path: staging) {
+                let copy = try Connection(path: staging, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
+                guard try copy.scalarText("PRAGMA quick_check") == "ok" else {
+                    throw StorageError.damaged(path: staging, detail: "the automatic backup did not pass quick_check")
+                }
+            }
+            try FileSafety.linkWithoutReplacing(staging, to: destination)
+            FileSafety.syncDirectory(directory)
+        }
+        return destination
+    }
+
+    /// Runs the steps that write a backup to `destination` (through a
+    /// temporary file beside it) and reports a failed write as the backup's,
+    /// under the name the user knows: a full disk while copying is not
+    /// "no space left to write the vault .vault.db.3f2a.tmp".
+    static func writingBackup(at destination: String, automatic: Bool, _ body: () throws(StorageError) -> Void) throws(StorageError) {
+        do {
+            try body()
+        } catch {
+            switch error {
+            case .diskFull, .writeFailed, .io, .readOnly:
+                throw .backupNotWritten(path: destination, automatic: automatic, cause: error)
+            default:
+                throw error
             }
         }
-        try FileSafety.linkWithoutReplacing(staging, to: destination)
-        FileSafety.syncDirectory(directory)
-        return destination
     }
 
     /// Opens a private copy of the vault file at `source`, made beside
@@ -98,12 +117,28 @@ extension Vault {
             try mapErrors(path: source) {
                 let reader = try Connection(path: source, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX)
                 try reader.setBusyTimeout(milliseconds: VaultCopy.busyLimitMilliseconds)
-                try VaultCopy.copyPages(from: reader, sourcePath: source, into: staging)
+                try naming(destination, for: staging) { () throws(StorageError) in
+                    try VaultCopy.copyPages(from: reader, sourcePath: source, into: staging)
+                }
             }
-            return try open(at: staging, backupBeforeMigrating: false)
+            return try open(at: staging, backupBeforeMigrating: false, ownCopy: true)
         } catch {
             VaultCopy.discard(staging)
             throw error
+        }
+    }
+
+    /// Reports a failed write to the temporary file `staging` under the
+    /// name of the vault it is made for: the user never named the former.
+    static func naming(_ path: String, for staging: String, _ body: () throws(StorageError) -> Void) throws(StorageError) {
+        do {
+            try body()
+        } catch .diskFull(staging) {
+            throw .diskFull(path: path)
+        } catch let .writeFailed(failed, detail, code) where failed == staging {
+            throw .writeFailed(path: path, detail: detail, systemErrno: code)
+        } catch let .io(failed, detail) where failed == staging {
+            throw .io(path: path, detail: detail)
         }
     }
 
@@ -170,19 +205,24 @@ extension UnlockedVault {
         case let .vault(id) where id == vault.vaultID: break
         case .vault, .other: throw .backupTargetOccupied(path: destination)
         }
-        try FileSafety.ensureDirectory(FileSafety.parentDirectory(of: destination))
-        let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
-        defer { VaultCopy.discard(staging) }
-        try VaultCopy.copyPages(from: vault.connection, sourcePath: vault.path, into: staging)
-        let report = try Self.verifyCopy(at: staging, of: vault.vaultID, with: sealer, now: now)
-        guard report.isIntact else { throw .copyNotVerified(path: destination, report: report) }
-        try VaultCopy.publish(staging, as: destination)
+        var report = VerifyReport()
+        try Vault.writingBackup(at: destination, automatic: false) { () throws(StorageError) in
+            try FileSafety.ensureDirectory(FileSafety.parentDirectory(of: destination))
+            let staging = try VaultCopy.createStaging(beside: destination, tag: "tmp")
+            defer { VaultCopy.discard(staging) }
+            try VaultCopy.copyPages(from: vault.connection, sourcePath: vault.path, into: staging)
+            report = try Self.verifyCopy(at: staging, of: vault.vaultID, with: sealer, now: now, ownCopy: true)
+            guard report.isIntact else { throw .copyNotVerified(path: destination, report: report) }
+            try VaultCopy.publish(staging, as: destination)
+        }
         return report
     }
 
     /// Opens the file at `path` as a vault with this key and verifies it.
-    static func verifyCopy(at path: String, of vaultID: [UInt8], with sealer: any EntrySealer, now: Int64) throws(StorageError) -> VerifyReport {
-        let copy = try Vault.open(at: path)
+    static func verifyCopy(
+        at path: String, of vaultID: [UInt8], with sealer: any EntrySealer, now: Int64, ownCopy: Bool = false
+    ) throws(StorageError) -> VerifyReport {
+        let copy = try Vault.open(at: path, backupBeforeMigrating: true, ownCopy: ownCopy)
         guard copy.vaultID == vaultID else {
             throw .damaged(path: path, detail: "the copy has another vault id than its source")
         }
@@ -197,8 +237,10 @@ extension Vault {
     /// the old contents or the new. `backup` must verify first, and the
     /// result is verified again with its key. A vault already at `path` is
     /// first copied to its automatic backups; that path is returned.
+    /// `kept` is told the automatic backup's path as soon as it exists, so
+    /// that a restore that fails after it can still say where it is.
     public static func restore(
-        at path: String, from backup: UnlockedVault, now: Int64 = currentTime()
+        at path: String, from backup: UnlockedVault, now: Int64 = currentTime(), kept: (String) -> Void = { _ in }
     ) throws(StorageError) -> (report: VerifyReport, previous: String?) {
         let checked = try backup.verify(now: now)
         guard checked.isIntact else { throw .copyNotVerified(path: backup.vault.path, report: checked) }
@@ -210,17 +252,24 @@ extension Vault {
             // Nothing to replace: publish a copy, never over a file that
             // appeared meanwhile.
             try FileSafety.ensureDirectory(FileSafety.parentDirectory(of: path))
+            try FileSafety.checkDirectoryOwner(of: path)
             let staging = try VaultCopy.createStaging(beside: path, tag: "tmp")
             defer { VaultCopy.discard(staging) }
-            try VaultCopy.copyPages(from: backup.vault.connection, sourcePath: backup.vault.path, into: staging)
+            try naming(path, for: staging) { () throws(StorageError) in
+                try VaultCopy.copyPages(from: backup.vault.connection, sourcePath: backup.vault.path, into: staging)
+            }
             try FileSafety.linkWithoutReplacing(staging, to: path)
             FileSafety.syncDirectory(FileSafety.parentDirectory(of: path))
         case .vault:
+            // The vault's file is checked as every open checks it, before it is written.
+            _ = try FileSafety.inspectVault(path)
             try mapErrors(path: path) {
                 let live = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
                 try live.setBusyTimeout(milliseconds: VaultCopy.busyLimitMilliseconds)
                 try Schema.ensureRollbackJournal(live)
-                previous = try automaticBackup(of: live, vaultPath: path, reason: "before-restore", now: now)
+                let saved = try automaticBackup(of: live, vaultPath: path, reason: "before-restore", now: now)
+                previous = saved
+                kept(saved)
                 try VaultCopy.pump(from: backup.vault.connection, sourcePath: backup.vault.path, to: live)
             }
         }

@@ -14,9 +14,10 @@ enum FileSafety {
         return parent.isEmpty ? "/" : parent
     }
 
+    /// True when anything is at `path`, a dangling symbolic link included.
     static func exists(_ path: String) -> Bool {
         var info = stat()
-        return stat(path, &info) == 0
+        return lstat(path, &info) == 0
     }
 
     static func isDirectory(_ path: String) -> Bool {
@@ -66,12 +67,69 @@ enum FileSafety {
         close(fd)
     }
 
-    /// A vault copied with a looser mode is tightened to 0600 on open, because
-    /// SQLite gives its journal the database file's mode.
-    static func tightenFileMode(_ path: String) {
+    /// Checks the file a vault is opened from, before SQLite sees it, with
+    /// one lstat(2) of the file and one stat(2) of its directory (the
+    /// `header` path pays for these two and nothing more). Refused: a
+    /// symbolic link (SQLite would follow it, and the journal, the
+    /// automatic backups and a mode change would land beside another
+    /// file), a file that is not a regular file, a file owned by another
+    /// user, or one in a directory owned by another user but root (who
+    /// could replace it). Returns the file's mode bits.
+    static func inspectVault(_ path: String) throws(StorageError) -> mode_t {
         var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & 0o077 != 0 else { return }
-        _ = chmod(path, fileMode)
+        guard lstat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw .vaultNotFound(path: path) }
+            throw .io(path: path, detail: "cannot inspect: \(errnoText())")
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFLNK: throw .unsafeVault(path: path, problem: .symbolicLink(target: linkTarget(path)))
+        default: throw .notAVault(path: path)
+        }
+        let me = geteuid()
+        if info.st_uid != me { throw .unsafeVault(path: path, problem: .ownedByOther(owner: describeUser(info.st_uid))) }
+        try checkDirectoryOwner(of: path, me: me)
+        return info.st_mode & 0o7777
+    }
+
+    /// Refuses a vault path whose directory belongs to another user than
+    /// this one or root: one stat(2).
+    static func checkDirectoryOwner(of path: String, me: uid_t = geteuid()) throws(StorageError) {
+        let directory = parentDirectory(of: path)
+        var parent = stat()
+        if stat(directory, &parent) == 0, parent.st_uid != me, parent.st_uid != 0 {
+            throw .unsafeVault(path: path, problem: .directoryOwnedByOther(directory: directory, owner: describeUser(parent.st_uid)))
+        }
+    }
+
+    /// The mode of a file keyseal made itself (a temporary copy), which
+    /// needs none of inspectVault's checks: it must exist and be a regular file.
+    static func modeOfOwnFile(_ path: String) throws(StorageError) -> mode_t {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw .vaultNotFound(path: path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw .notAVault(path: path) }
+        return info.st_mode & 0o7777
+    }
+
+    /// What a symbolic link points to, as written in it.
+    static func linkTarget(_ path: String) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink(path, &buffer, buffer.count - 1)
+        guard length > 0 else { return "?" }
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// "nobody (uid 65534)", or "uid 1234" when the name is unknown.
+    static func describeUser(_ uid: uid_t) -> String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return "\(String(cString: name)) (uid \(uid))"
+    }
+
+    /// A vault found with a looser mode is set to 0600, because SQLite gives
+    /// its journal the database file's mode. `mode` is what inspectVault
+    /// saw; false when chmod failed.
+    static func tightenFileMode(_ path: String, from mode: mode_t) -> Bool {
+        mode & 0o077 == 0 || chmod(path, fileMode) == 0
     }
 
     /// True when both paths name one file (hard links, symlinks, ./ forms).

@@ -1,4 +1,7 @@
 internal import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A failed SQLite call: the extended result code and SQLite's message. Never
 /// carries a bound value; stays inside this module and is mapped to
@@ -6,6 +9,10 @@ internal import CSQLite
 struct SQLiteError: Error {
     let code: Int32
     let message: String
+    /// errno of the system call that failed (sqlite3_system_errno), 0 if
+    /// none: tells a full disk (ENOSPC on fsync, which SQLite reports as a
+    /// plain I/O error) from a failing device (EIO) or a size limit (EFBIG).
+    var systemErrno: Int32 = 0
 
     var primaryCode: Int32 { code & 0xFF }
 }
@@ -37,8 +44,24 @@ final class Connection {
     func check(_ status: Int32) throws(SQLiteError) -> Int32 {
         switch status {
         case SQLITE_OK, SQLITE_ROW, SQLITE_DONE: return status
-        default: throw SQLiteError(code: status, message: String(cString: sqlite3_errmsg(handle)))
+        default:
+            // Read first: nothing below may change it.
+            let lastErrno = errno
+            throw SQLiteError(code: status, message: String(cString: sqlite3_errmsg(handle)),
+                              systemErrno: Self.systemErrno(handle, status: status, lastErrno: lastErrno))
         }
+    }
+
+    /// The errno of a failed I/O call. sqlite3_system_errno misses the
+    /// errors of a COMMIT (the VDBE halts without recording it), so for an
+    /// I/O error the thread's errno is used when SQLite has none, but only
+    /// the values a failed write gives: a stale ENOENT from a probe for a
+    /// journal must not be quoted as the cause.
+    static func systemErrno(_ handle: OpaquePointer, status: Int32, lastErrno: Int32) -> Int32 {
+        let recorded = sqlite3_system_errno(handle)
+        if recorded != 0 { return recorded }
+        guard status & 0xFF == SQLITE_IOERR else { return 0 }
+        return [ENOSPC, EDQUOT, EIO, EFBIG, EROFS].contains(lastErrno) ? lastErrno : 0
     }
 
     /// Runs SQL with no parameters and no rows to read (schema, pragmas that set).

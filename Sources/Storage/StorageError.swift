@@ -27,8 +27,15 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case entryTampered(name: String)
     /// `add` read its entry back and it did not match what was given.
     case verificationFailed(name: String)
+    /// The vault's file is not one keyseal will use: see `UnsafeVault`.
+    case unsafeVault(path: String, problem: UnsafeVault)
     case busy(path: String)
     case diskFull(path: String)
+    /// A write to the vault (or its journal) failed for another reason than
+    /// a full disk: a failing device (EIO), a file size limit (EFBIG). The
+    /// transaction did not commit; SQLite rolls back what was written, at
+    /// once or, if it could not, when the vault is next opened.
+    case writeFailed(path: String, detail: String, systemErrno: Int32)
     case readOnly(path: String)
     case io(path: String, detail: String)
     case sealing(SealingError)
@@ -42,6 +49,10 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     /// A copy (backup or restore) was made but did not verify: it was not
     /// published, or the restored vault does not open as it should.
     case copyNotVerified(path: String, report: VerifyReport)
+    /// A backup (`automatic`: one keyseal takes itself before a change)
+    /// could not be written at `path`; nothing was published there and the
+    /// vault was not changed. `cause` is the failure of the write.
+    indirect case backupNotWritten(path: String, automatic: Bool, cause: StorageError)
     /// An import names entries that exist already (or twice): nothing was written.
     case importConflicts(names: [String])
 
@@ -68,8 +79,17 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
             "entry \(name.debugDescription) failed authentication: its row was altered outside keyseal"
         case let .verificationFailed(name):
             "entry \(name.debugDescription) did not read back as written"
+        case let .unsafeVault(path, .symbolicLink(target)):
+            "the vault \(path) is a symbolic link (to \(target)); keyseal does not follow one"
+        case let .unsafeVault(path, .ownedByOther(owner)):
+            "the vault \(path) belongs to another user, \(owner); keyseal uses only a vault of your own"
+        case let .unsafeVault(path, .directoryOwnedByOther(directory, owner)):
+            "the directory \(directory) of the vault \(path) belongs to another user, \(owner), who could replace the vault"
         case let .busy(path): "the vault \(path) is locked by another keyseal process"
         case let .diskFull(path): "no space left to write the vault \(path)"
+        case let .writeFailed(path, detail, _): "cannot write the vault \(path): \(detail)"
+        case let .backupNotWritten(path, automatic, cause):
+            "cannot write the \(automatic ? "automatic backup" : "backup") \(path): \(cause.writeFailure)"
         case let .readOnly(path): "the vault \(path) cannot be written"
         case let .io(path, detail): "cannot use the vault \(path): \(detail)"
         case let .sealing(error): error.description
@@ -86,4 +106,33 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
                     ?? report.failures.map { "\($0.name.debugDescription) (\($0.part))" }.joined(separator: ", ") + " did not open")
         }
     }
+
+    /// The failure of a write, without the path: what a backup error quotes.
+    var writeFailure: String {
+        switch self {
+        case .diskFull: "no space left on the device"
+        case let .writeFailed(_, detail, _), let .io(_, detail): detail
+        case .readOnly: "the file cannot be written"
+        default: description
+        }
+    }
+
+    /// True when the failure is a full disk (or quota).
+    public var isDiskFull: Bool {
+        switch self {
+        case .diskFull: true
+        case let .backupNotWritten(_, _, cause): cause.isDiskFull
+        default: false
+        }
+    }
+}
+
+/// Why a vault's file is refused before it is opened.
+public enum UnsafeVault: Equatable, Sendable {
+    /// The path is a symbolic link; `target` is what it points to.
+    case symbolicLink(target: String)
+    /// The file belongs to another user ("nobody (uid 65534)").
+    case ownedByOther(owner: String)
+    /// The directory holding it belongs to another user (not root).
+    case directoryOwnedByOther(directory: String, owner: String)
 }

@@ -14,6 +14,16 @@ public final class Vault {
     /// Set when opening migrated the file to this keyseal's format: where
     /// the file as it was before was copied (the caller should say so).
     public private(set) var automaticBackupPath: String?
+    /// Set when the file was open to other users when opened: its mode
+    /// then, and whether it is 0600 now (the caller should say so).
+    public private(set) var modeExposure: ModeExposure?
+
+    public struct ModeExposure: Equatable, Sendable {
+        /// The permission bits the file had.
+        public let mode: UInt32
+        /// False when it could not be set to 0600.
+        public let nowPrivate: Bool
+    }
 
     public static let maxSecretLength = 64 * 1024
     static let vaultIDLength = 16
@@ -35,9 +45,11 @@ public final class Vault {
         try open(at: path, backupBeforeMigrating: true)
     }
 
-    static func open(at path: String, backupBeforeMigrating: Bool) throws(StorageError) -> Vault {
-        guard FileSafety.exists(path) else { throw .vaultNotFound(path: path) }
-        if FileSafety.isDirectory(path) { throw .notAVault(path: path) }
+    /// `ownCopy`: a temporary file keyseal has just made (a backup being
+    /// verified, restore's private copy), which skips the checks of the
+    /// user's vault file (owner, symbolic link, directory).
+    static func open(at path: String, backupBeforeMigrating: Bool, ownCopy: Bool = false) throws(StorageError) -> Vault {
+        let mode = ownCopy ? try FileSafety.modeOfOwnFile(path) : try FileSafety.inspectVault(path)
         return try mapErrors(path: path) {
             let connection = try Connection(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX)
             try connection.setBusyTimeout(milliseconds: Schema.busyTimeoutMilliseconds)
@@ -50,11 +62,13 @@ public final class Vault {
             }
             guard version >= 1 else { throw StorageError.damaged(path: path, detail: "no format version") }
             // Only now that the file is known to be ours may its mode change.
-            FileSafety.tightenFileMode(path)
+            let tightened = FileSafety.tightenFileMode(path, from: mode)
+            let exposure = mode & 0o077 == 0 ? nil : ModeExposure(mode: UInt32(mode), nowPrivate: tightened)
             try Schema.configure(connection)
             try Schema.ensureRollbackJournal(connection)
             // The header is checked before a migration may write.
             let vault = try loadHeader(path: path, connection: connection, expectedFormat: version)
+            vault.modeExposure = exposure
             // Read once more only after a migration changed it.
             guard version < Schema.currentVersion else { return vault }
             // A migration rewrites the file: the old one is kept first.
@@ -63,6 +77,7 @@ public final class Vault {
             try Schema.migrate(connection, from: version)
             let migrated = try loadHeader(path: path, connection: connection, expectedFormat: Schema.currentVersion)
             migrated.automaticBackupPath = saved
+            migrated.modeExposure = exposure
             return migrated
         }
     }
@@ -97,6 +112,8 @@ public final class Vault {
         if FileSafety.exists(path) { throw .vaultExists(path: path) }
         let directory = FileSafety.parentDirectory(of: path)
         try FileSafety.ensureDirectory(directory)
+        // Refused before anything is made, not when the new vault is opened.
+        try FileSafety.checkDirectoryOwner(of: path)
 
         let suffix = try mapErrors(path: path) { Hex.encode(try Random.bytes(6)) }
         let staging = "\(directory)/.\(path.split(separator: "/").last ?? "vault").\(suffix).tmp"
@@ -421,10 +438,21 @@ public final class Vault {
         try Self.mapErrors(path: path, body)
     }
 
+    /// SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _DIR_FSYNC: the extended codes
+    /// of a failed write (sqlite3.h defines them as expressions Swift
+    /// cannot import).
+    static let writeErrors: Set<Int32> = [SQLITE_IOERR | 3 << 8, SQLITE_IOERR | 4 << 8, SQLITE_IOERR | 5 << 8, SQLITE_IOERR | 6 << 8]
+
     static func map(_ error: SQLiteError, path: String) -> StorageError {
         switch error.primaryCode {
         case SQLITE_BUSY, SQLITE_LOCKED: .busy(path: path)
         case SQLITE_FULL: .diskFull(path: path)
+        // SQLite reports ENOSPC from fsync, and any errno from a write but
+        // ENOSPC, as a plain I/O error; the errno tells them apart.
+        case SQLITE_IOERR where error.systemErrno == ENOSPC || error.systemErrno == EDQUOT: .diskFull(path: path)
+        case SQLITE_IOERR where writeErrors.contains(error.code):
+            .writeFailed(path: path, detail: error.message + (error.systemErrno != 0 ? " (\(String(cString: strerror(error.systemErrno))))" : ""),
+                         systemErrno: error.systemErrno)
         case SQLITE_READONLY: .readOnly(path: path)
         case SQLITE_NOTADB: .notAVault(path: path)
         // keyseal's SQL is fixed, so SQLITE_ERROR ("no such column", "malformed

@@ -58,10 +58,12 @@ enum VaultCopy {
         let finish = sqlite3_backup_finish(backup)
         if status != SQLITE_DONE {
             let code = status == SQLITE_OK ? finish : status
-            throw SQLiteError(code: code, message: String(cString: sqlite3_errstr(code)))
+            throw SQLiteError(code: code, message: String(cString: sqlite3_errstr(code)),
+                              systemErrno: sqlite3_system_errno(destination.handle))
         }
         if finish != SQLITE_OK {
-            throw SQLiteError(code: finish, message: String(cString: sqlite3_errmsg(destination.handle)))
+            throw SQLiteError(code: finish, message: String(cString: sqlite3_errmsg(destination.handle)),
+                              systemErrno: sqlite3_system_errno(destination.handle))
         }
     }
 
@@ -72,8 +74,9 @@ enum VaultCopy {
         guard fd >= 0 else { throw .io(path: path, detail: "cannot open to sync: \(FileSafety.errnoText())") }
         defer { close(fd) }
         guard fsync(fd) == 0 else {
-            if errno == ENOSPC { throw .diskFull(path: path) }
-            throw .io(path: path, detail: "cannot sync: \(FileSafety.errnoText())")
+            let code = errno
+            if code == ENOSPC || code == EDQUOT { throw .diskFull(path: path) }
+            throw .writeFailed(path: path, detail: "cannot sync: \(FileSafety.errnoText())", systemErrno: code)
         }
     }
 

@@ -54,6 +54,13 @@ struct Keyseal: ParsableCommand {
                 try request.run()
                 return
             }
+            // Over a file size limit (ulimit -f), a write fails with EFBIG
+            // and is reported, rather than SIGXFSZ ending keyseal without a
+            // word. A handler, not SIG_IGN: exec resets it, so curl and the
+            // commands of run get the default back. (Not on the header path:
+            // it adds a system call to every start, and header writes at
+            // most a last-used time, which a rollback journal protects.)
+            signal(SIGXFSZ) { _ in }
             var command = try parseAsRoot(List.expandExpiringShorthand(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch {

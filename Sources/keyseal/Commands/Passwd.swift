@@ -35,7 +35,14 @@ struct Passwd: ParsableCommand {
             let source: PassphraseSource = newPassphraseFD.map(PassphraseSource.fileDescriptor) ?? .terminal
             let first = try source.readNew(prompt: "New passphrase: ", repeatPrompt: "Repeat the new passphrase: ", command: "passwd")
             let saved = try vault.automaticBackup(reason: "before-passwd")
-            try unlocked.changePassphrase(to: first, kdf: parameters)
+            do {
+                try unlocked.changePassphrase(to: first, kdf: parameters)
+            } catch {
+                // The copy is made and kept (keyseal never deletes one): say where.
+                Failure.show(error)
+                Output.info("the passphrase was not changed; the copy of the vault taken before is kept at \(saved)")
+                throw ExitCode(Failure.exitCode(for: error))
+            }
             Output.info("changed the passphrase of \(vault.path); the old one opens nothing in it")
             Output.info("the vault as it was, which the old passphrase still opens, is kept at \(saved); delete it if the old passphrase leaked")
         }

@@ -39,8 +39,9 @@ struct Restore: ParsableCommand {
             }
             defer { Vault.discardPrivateCopy(copy.path) }
             let unlocked = try unlockOptions.unlock(copy, describedAs: "the backup \(backup)")
-            let (report, previous) = try Vault.restore(at: target, from: unlocked)
-            if let previous { Output.info("the vault as it was is kept at \(previous)") }
+            // Said as soon as the copy exists: a restore that fails after it
+            // must not leave it unmentioned.
+            let (report, _) = try Vault.restore(at: target, from: unlocked) { Output.info("the vault as it was is kept at \($0)") }
             Output.info("restored \(VerifySummary.counts(report)) from \(backup) into \(target); every value opened")
         }
     }

@@ -43,8 +43,10 @@ struct DotenvReader {
             entry.name = assignment.name
             do {
                 try session.add(entry, secret: assignment.value)
-            } catch {
-                throw CLIError(.usage, "\(file), line \(lineNumber): \(error)", hint: "fix the line; nothing was imported")
+            } catch where Failure.status(for: error) == .usage {
+                // Only what the line itself gets wrong is the line's fault; a
+                // full disk or a failing write is reported as it is.
+                throw CLIError(.usage, "\(file), line \(lineNumber): \(Failure.message(for: error))", hint: "fix the line; nothing was imported")
             }
             entries += 1
             progress(entries, source.consumed)

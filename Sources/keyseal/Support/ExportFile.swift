@@ -129,8 +129,10 @@ struct ExportWriter: ~Copyable {
             let count = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if count < 0 {
                 if errno == EINTR { continue }
-                let reason = errno == ENOSPC ? "no space left on the device" : String(cString: strerror(errno))
-                throw CLIError(.failure, "cannot write the export: \(reason)", hint: "nothing was published; free some space and try again")
+                let code = errno
+                let full = code == ENOSPC || code == EDQUOT
+                throw CLIError(.failure, "cannot write the export: \(full ? "no space left on the device" : String(cString: strerror(code)))",
+                               hint: full ? "nothing was published; free some space and try again" : "nothing was published; check the disk (dmesg)")
             }
             offset += count
         }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Sealing
 import Storage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The exit statuses keyseal documents (docs/keyseal.1.md, EXIT STATUS).
 /// They follow sysexits(3), so scripts can tell the cases apart.
@@ -75,10 +78,15 @@ enum Failure {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            // Names quoted in messages could hold what a terminal acts on.
-            Output.error(TextTable.printable(message(for: error)), hint: hint(for: error).map(TextTable.printable))
+            show(error)
             throw ExitCode(exitCode(for: error))
         }
+    }
+
+    /// Prints `error` as `keyseal: error:` plus its hint.
+    static func show(_ error: Error) {
+        // Names quoted in messages could hold what a terminal acts on.
+        Output.error(TextTable.printable(message(for: error)), hint: hint(for: error).map(TextTable.printable))
     }
 
     static func message(for error: Error) -> String {
@@ -101,11 +109,11 @@ enum Failure {
             case .vaultExists, .entryExists, .backupTargetOccupied, .importConflicts: return .exists
             case .entryChanged: return .changed
             case .notAVault, .newerFormat, .damaged, .entryTampered, .copyNotVerified: return .data
-            case .unlockFailed: return .unlock
+            case .unlockFailed, .unsafeVault: return .unlock
             case .invalidName, .invalidSecret, .invalidField: return .usage
             case .sealing(.kdfParametersOutOfRange): return .usage
             case .sealing(.sealerUnavailable): return .unlock
-            case .verificationFailed, .busy, .diskFull, .readOnly, .io, .sealing: return .failure
+            case .verificationFailed, .busy, .diskFull, .writeFailed, .backupNotWritten, .readOnly, .io, .sealing: return .failure
             }
         default: return .failure
         }
@@ -132,8 +140,18 @@ enum Failure {
         case .invalidName: return "use one line of printable text, for example \"immuta-prod\""
         case .entryTampered: return "the value was not returned; restore the vault from a backup"
         case .verificationFailed: return "the entry may not be stored; check the disk, then add it again"
+        case .unsafeVault(_, .symbolicLink): return "name the file itself, with --vault or KEYSEAL_VAULT"
+        case .unsafeVault(_, .ownedByOther): return "run keyseal as its owner, or copy it to a file of your own"
+        case .unsafeVault(_, .directoryOwnedByOther): return "keep the vault in a directory of your own"
         case .busy: return "another keyseal is writing; try again"
         case .diskFull: return "free some space; the vault is unchanged"
+        case let .writeFailed(_, _, code) where code == EFBIG:
+            return "the file size limit (ulimit -f) is too small for the vault; the vault is unchanged"
+        case .writeFailed:
+            return "check the disk (dmesg); the vault is unchanged: what was written is undone, at the latest when the vault is next opened"
+        case .backupNotWritten(_, _, .diskFull): return "free some space; nothing was changed"
+        case .backupNotWritten(_, _, .writeFailed): return "check the disk (dmesg); nothing was changed"
+        case .backupNotWritten: return "check the directory and its permissions; nothing was changed"
         case .readOnly: return "check the file's permissions and the file system"
         case .sealing(.sealerUnavailable): return "run keyseal unlock again, or use --no-agent"
         case .importConflicts: return "nothing was imported; add --replace to replace them (an automatic backup is taken first), or rename or remove them"

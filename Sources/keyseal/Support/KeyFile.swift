@@ -49,11 +49,33 @@ enum KeyFile {
         guard fchmod(fd, 0o600) == 0 else {
             throw CLIError(.failure, "cannot set the key file's mode: \(String(cString: strerror(errno)))")
         }
-        try Output.secret(key, to: fd)
-        guard fsync(fd) == 0 else {
-            throw CLIError(.failure, "cannot write the key file: \(String(cString: strerror(errno)))")
+        // A failed write is the key file's, not "output"'s.
+        var failure: Int32 = key.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                offset += written
+            }
+            return 0
+        }
+        if failure == 0, fsync(fd) != 0 { failure = errno }
+        if failure != 0 {
+            throw CLIError(.failure, "cannot write the key file \(path): \(String(cString: strerror(failure)))",
+                           hint: failure == ENOSPC || failure == EDQUOT ? "free some space; nothing was changed" : "check the disk (dmesg); nothing was changed")
         }
         done = true
+        // The name is durable before a slot that needs the file is added.
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let directoryFD = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
     }
 }
 

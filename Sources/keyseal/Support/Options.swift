@@ -49,6 +49,15 @@ struct VaultLocation: Equatable {
 
     func open() throws -> Vault {
         let vault = try Vault.open(at: path)
+        if let exposure = vault.modeExposure {
+            // Said once: the next open finds 0600.
+            let bits = exposure.mode & 0o077
+            let how = bits & 0o044 != 0 ? "readable" : bits & 0o022 != 0 ? "writable" : "open"
+            let mode = PassphraseSource.octal(mode_t(exposure.mode & 0o777))
+            Output.warning(exposure.nowPrivate
+                ? "the vault \(vault.path) was \(how) by other users (mode \(mode)); it is now 0600"
+                : "the vault \(vault.path) is \(how) by other users (mode \(mode)) and could not be set to 0600; run: chmod 600 \(ShellQuote.quote(vault.path))")
+        }
         if let saved = vault.automaticBackupPath {
             Output.info("upgraded \(vault.path) to vault format \(vault.formatVersion); the file as it was is kept at \(saved)")
         }

@@ -34,8 +34,10 @@ struct PrivateFile {
     func publish() throws {
         defer { unlink(staging) }
         guard fsync(fd) == 0 else {
+            let code = errno
             close(fd)
-            throw CLIError(.failure, "cannot write \(destination): \(String(cString: strerror(errno)))", hint: "nothing was published; free some space")
+            throw CLIError(.failure, "cannot write \(destination): \(String(cString: strerror(code)))",
+                           hint: code == ENOSPC || code == EDQUOT ? "nothing was published; free some space" : "nothing was published; check the disk (dmesg)")
         }
         close(fd)
         guard link(staging, destination) == 0 else {
