@@ -42,6 +42,9 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Sealing"]),
         // Runs the built binary; depending on it makes `swift test` build it first.
         // Also reads the header fast path against argument-parser (@testable).
+        // The fuzz targets (scripts/fuzz links them with libFuzzer) and the
+        // replay of every kept corpus and crash input (Tests/Fuzz).
+        .testTarget(name: "FuzzTests", dependencies: ["keyseal", "Policy", "Agent", "Storage", "Sealing"]),
         .testTarget(name: "EndToEndTests", dependencies: [
             "keyseal", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
