@@ -12,7 +12,7 @@ import Sealing
 @testable import Storage
 
 enum FuzzTargets {
-    static let all: [(name: String, run: (UnsafeRawBufferPointer) -> Void)] = [
+    static let all: [(name: String, run: @Sendable (UnsafeRawBufferPointer) -> Void)] = [
         ("expiry", fuzzExpiry),
         ("header", fuzzHeaderTemplate),
         ("agent", fuzzAgentFrame),
@@ -21,7 +21,7 @@ enum FuzzTargets {
         ("vault", fuzzVaultOpen),
     ]
 
-    static func named(_ name: String) -> ((UnsafeRawBufferPointer) -> Void)? {
+    static func named(_ name: String) -> (@Sendable (UnsafeRawBufferPointer) -> Void)? {
         all.first { $0.name == name }?.run
     }
 }
