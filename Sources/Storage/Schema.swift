@@ -137,7 +137,9 @@ enum Schema {
     /// allowed. Checked on every open, before anything is written; one
     /// query on the schema SQLite has already read.
     static func checkObjects(_ connection: Connection) throws(SQLiteError) -> String? {
-        let statement = try connection.prepare("SELECT type, name FROM sqlite_schema")
+        // Triggers and views first: they are the ones that act.
+        let statement = try connection.prepare(
+            "SELECT type, name FROM sqlite_schema ORDER BY CASE type WHEN 'trigger' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, name")
         while try statement.step() {
             let type = statement.text(0) ?? ""
             let name = statement.text(1) ?? ""
