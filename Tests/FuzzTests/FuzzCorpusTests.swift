@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Storage
 
 /// Replays every kept fuzz input (Tests/Fuzz/Corpus/<target>/ and
 /// Tests/Fuzz/Crashes/<target>/) through the functions scripts/fuzz runs
@@ -26,5 +27,20 @@ import Testing
             data.withUnsafeBytes { run($0) }
         }
         print("fuzz replay \(target): \(corpus.count) corpus inputs, \(crashes.count) crash inputs")
+    }
+
+    /// The vault target reaches decryption: its first seed unlocks with the
+    /// passphrase the target uses and opens every entry.
+    @Test func vaultSeedUnlocksWithTheTargetsPassphrase() throws {
+        let seed = Self.root.appendingPathComponent("Corpus/vault/seed-00-two-entries.db").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ksfuzz-seed-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.copyItem(atPath: seed, toPath: directory + "/vault.db")
+        let unlocked = try Vault.open(at: directory + "/vault.db").unlock(passphrase: fuzzPassphrase())
+        let names = try unlocked.vault.entries().map(\.name).sorted()
+        #expect(names == ["github", "other"])
+        let github = try unlocked.open("github")
+        #expect(github.secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) } == "ghp_secret1")
     }
 }

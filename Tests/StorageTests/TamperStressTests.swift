@@ -156,12 +156,24 @@ import Sealing
         defer { watchdog.stop() }
         let directory = try TemporaryDirectory()
         let path = directory.file("vault.db")
-        var lengths = Array(stride(from: 0, to: original.count, by: pageSize))
+        let lengths = Array(stride(from: 0, to: original.count, by: pageSize))
         var generator = SystemRandomNumberGenerator()
-        let randomCount = Self.stressSeconds == nil ? 150 : 5_000
-        lengths += (0..<randomCount).map { _ in Int.random(in: 1..<original.count, using: &generator) }
+        // Bounded: 150 random offsets; under scripts/stress, until the budget is spent.
+        let deadline = Self.stressSeconds.map { Date().addingTimeInterval($0) }
+        var randomCount = 0
         var tally = Tally()
-        for length in lengths {
+        var index = 0
+        while true {
+            let length: Int
+            if index < lengths.count {
+                length = lengths[index]
+            } else if randomCount < 150 || (deadline.map { Date() < $0 } ?? false) {
+                length = Int.random(in: 1..<original.count, using: &generator)
+                randomCount += 1
+            } else {
+                break
+            }
+            index += 1
             try Self.write(Array(original[..<length]), to: path)
             let label = "truncated to \(length) of \(original.count) bytes"
             let outcome = Self.judge(path, label, watchdog: watchdog)
