@@ -40,6 +40,9 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "Sealing"], exclude: ["Vectors"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Sealing"]),
+        // The fuzz targets (scripts/fuzz links them with libFuzzer) and the
+        // replay of every kept corpus and crash input (Tests/Fuzz).
+        .testTarget(name: "FuzzTests", dependencies: ["keyseal", "Policy", "Agent", "Storage", "Sealing"]),
         // Runs the built binary; depending on it makes `swift test` build it first.
         // Also reads the header fast path against argument-parser (@testable).
         // Support/ holds C that the disk-full tests compile themselves (an LD_PRELOAD library).

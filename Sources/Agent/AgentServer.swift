@@ -373,7 +373,9 @@ public final class AgentServer: @unchecked Sendable {
 
     // MARK: Requests
 
-    private struct Answer {
+    // Internal, not private: the agent fuzz target (Tests/FuzzTests) answers
+    // frames through respond(to:_:) without a socket.
+    struct Answer {
         let status: ResponseStatus
         /// nil: a bare frame of `status`, built when it is queued.
         let frame: GuardedBuffer?
@@ -392,7 +394,7 @@ public final class AgentServer: @unchecked Sendable {
         }
     }
 
-    private func respond(to request: GuardedBuffer, _ now: ContinuousClock.Instant) -> Answer {
+    func respond(to request: GuardedBuffer, _ now: ContinuousClock.Instant) -> Answer {
         request.bytes.withUnsafeBytes { body in
             guard body[0] == AgentProtocol.version else {
                 return Answer(.unsupportedVersion, close: true)

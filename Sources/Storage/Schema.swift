@@ -127,6 +127,36 @@ enum Schema {
         }
     }
 
+    /// The tables keyseal creates, in any format so far.
+    static let knownTables: Set<String> = [
+        "vault", "key_slots", "entries", "settings", "previous_values", "bearer_tokens", "token_lifetimes",
+    ]
+
+    /// Refuses a file whose schema holds an object keyseal did not create:
+    /// a trigger (it runs on every change keyseal makes and could copy,
+    /// alter or delete rows), a view, a table or a named index. SQLite's own
+    /// objects (automatic indexes, sqlite_sequence, ANALYZE statistics) are
+    /// allowed. Checked on every open, before anything is written; one
+    /// query on the schema SQLite has already read.
+    static func checkObjects(_ connection: Connection) throws(SQLiteError) -> String? {
+        // Triggers and views first: they are the ones that act.
+        let statement = try connection.prepare(
+            "SELECT type, name FROM sqlite_schema ORDER BY CASE type WHEN 'trigger' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, name")
+        while try statement.step() {
+            let type = statement.text(0) ?? ""
+            let name = statement.text(1) ?? ""
+            switch type {
+            case "table" where knownTables.contains(name) || name == "sqlite_sequence" || name.hasPrefix("sqlite_stat"):
+                continue
+            case "index" where name.hasPrefix("sqlite_autoindex_"):
+                continue
+            default:
+                return "it holds a \(type) \(name.debugDescription) that keyseal did not create"
+            }
+        }
+        return nil
+    }
+
     /// A rollback journal, not WAL: Debian's SQLite 3.40 predates the fix for
     /// the WAL-reset race, and a vault writes rarely. Only switches (a write)
     /// when the file says otherwise.

@@ -61,6 +61,11 @@ public final class Vault {
                 throw StorageError.newerFormat(path: path, found: version, supported: Schema.currentVersion)
             }
             guard version >= 1 else { throw StorageError.damaged(path: path, detail: "no format version") }
+            // A trigger planted by another tool would run on keyseal's own
+            // writes: refused before anything is written.
+            if let foreign = try Schema.checkObjects(connection) {
+                throw StorageError.damaged(path: path, detail: foreign)
+            }
             // Only now that the file is known to be ours may its mode change.
             let tightened = FileSafety.tightenFileMode(path, from: mode)
             let exposure = mode & 0o077 == 0 ? nil : ModeExposure(mode: UInt32(mode), nowPrivate: tightened)
