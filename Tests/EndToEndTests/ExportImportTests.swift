@@ -407,7 +407,7 @@ struct ExportImportTests {
             try await sandbox.initVault(vault)
             // GNU time reports the peak resident set of keyseal itself.
             let run = try await sandbox.spawn("/usr/bin/time", ["-f", "peak-kb=%M", sandbox.keyseal, "import", "big-\(count).json", "--apply", "--vault", vault],
-                                              stdin: Data(), env: [:], label: ["time keyseal import"])
+                                              stdin: Data(), env: [:], label: ["time keyseal import"], timeout: 300)
             #expect(run.status == 0, "\(run)")
             let line = run.err.split(separator: "\n").first { $0.hasPrefix("peak-kb=") }
             peaks[count] = line.flatMap { Int($0.dropFirst(8)) } ?? 0
@@ -423,7 +423,7 @@ struct ExportImportTests {
         let vault = sandbox.work + "/progress.db"
         try await sandbox.initVault(vault)
         let shown = try await sandbox.spawn("/usr/bin/script", ["-qec", "\(sandbox.keyseal) import big-20000.json --vault \(vault)", "/dev/null"],
-                                            stdin: Data(), env: [:], label: ["script keyseal import"])
+                                            stdin: Data(), env: [:], label: ["script keyseal import"], timeout: 300)
         #expect(shown.status == 0, "\(shown)")
         #expect(shown.out.contains("entries read,") && shown.out.contains("/s, about"), "no progress was drawn: \(shown.out.suffix(300))")
     }

@@ -176,8 +176,10 @@ final class Sandbox {
     /// Starts `executable` in a new session (setsid(1), so that it has no
     /// controlling terminal even when the tests run from one), waits for it
     /// and collects its output from files, which cannot fill up and block.
+    /// `timeout`: seconds before the watchdog ends the child (a hang, not a
+    /// slow machine, should be what trips it).
     func spawn(
-        _ executable: String, _ arguments: [String], stdin: Data, env: [String: String?], label: [String]
+        _ executable: String, _ arguments: [String], stdin: Data, env: [String: String?], label: [String], timeout: Int = 30
     ) async throws -> RunResult {
         _ = Self.ignoreSIGPIPE
         runs += 1
@@ -216,7 +218,7 @@ final class Sandbox {
                 continuation.resume(throwing: error)
                 return
             }
-            watchdog.arm(pid: process.processIdentifier, seconds: 30)
+            watchdog.arm(pid: process.processIdentifier, seconds: timeout)
             // Feed stdin from another thread: a child that stops reading
             // early must not block the test (EPIPE is ignored).
             let writer = input.fileHandleForWriting
