@@ -21,7 +21,7 @@ struct AgentProcess: ParsableCommand {
         func report(_ text: String) {
             _ = text.withCString { Glibc.write(ready, $0, strlen($0)) }
         }
-        guard timeout > 0, let vaultID = Self.bytes(fromHex: vaultId) else {
+        guard timeout > 0, let vaultID = Hex.decode(vaultId), vaultID.count == 16 else {
             report("bad arguments")
             throw ExitCode(ExitStatus.usage.rawValue)
         }
@@ -56,26 +56,5 @@ struct AgentProcess: ParsableCommand {
         var none = sigset_t()
         sigemptyset(&none)
         sigprocmask(SIG_SETMASK, &none, nil)
-    }
-
-    static func bytes(fromHex text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count == 32 else { return nil }
-        var out: [UInt8] = []
-        var index = 0
-        while index < digits.count {
-            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
-            out.append(high << 4 | low)
-            index += 2
-        }
-        return out
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        default: nil
-        }
     }
 }

@@ -73,8 +73,7 @@ struct GuardedText: ~Copyable {
     /// it is UTF-8 text; else false, and nothing is appended (the caller
     /// writes it as base64 instead).
     mutating func appendJSONString(_ secret: borrowing SecretBytes) throws -> Bool {
-        let valid = secret.withUnsafeBytes { Self.isUTF8($0) }
-        guard valid else { return false }
+        guard secret.isValidUTF8 else { return false }
         try append(UInt8(ascii: "\""))
         let hex = Array("0123456789abcdef".utf8)
         try secret.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) throws in
@@ -116,18 +115,6 @@ struct GuardedText: ~Copyable {
     /// The bytes, in a guarded buffer of exactly their size.
     func secret() throws -> SecretBytes {
         try withUnsafeBytes { (bytes) throws(SealingError) in try SecretBytes(copying: bytes) }
-    }
-
-    static func isUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var iterator = bytes.makeIterator()
-        var decoder = UTF8()
-        while true {
-            switch decoder.decode(&iterator) {
-            case .scalarValue: continue
-            case .emptyInput: return true
-            case .error: return false
-            }
-        }
     }
 }
 
