@@ -23,7 +23,11 @@ final class Connection {
     // safety: used by one thread at a time; every statement is finalised before close.
     let handle: OpaquePointer
 
+    /// Process-wide SQLite settings, applied once before the first open.
+    private static let configured: Bool = keyseal_sqlite_memstatus_off() == SQLITE_OK
+
     init(path: String, flags: Int32) throws(SQLiteError) {
+        _ = Self.configured
         var db: OpaquePointer?
         let status = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_EXRESCODE, nil)
         guard status == SQLITE_OK, let db else {
@@ -108,6 +112,20 @@ final class Connection {
     /// One `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so
     /// two writers queue on busy_timeout instead of failing half-way. Rolled
     /// back on any error.
+    /// Reads in one deferred transaction: one shared lock (and one check for
+    /// a hot journal) for all of them, and one consistent state of the file.
+    func readTransaction<R>(_ body: () throws -> R) throws -> R {
+        try execute("BEGIN")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            if sqlite3_get_autocommit(handle) == 0 { _ = sqlite3_exec(handle, "ROLLBACK", nil, nil, nil) }
+            throw error
+        }
+    }
+
     func immediateTransaction<R>(_ body: () throws -> R) throws -> R {
         try execute("BEGIN IMMEDIATE")
         do {
