@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 
-KEYSEAL, HELLO, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+KEYSEAL, HELLO, OUT, CFLOOR = sys.argv[1:5]
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1 1000 10000 100000").split()]
 IMPORT_SIZES = [int(s) for s in os.environ.get("BENCH_IMPORT_SIZES", "10000 100000").split()]
 MAX_RUNS = os.environ.get("BENCH_MAX_RUNS", "300")
@@ -234,6 +234,8 @@ def validate():
         expect(ENTRY, ["pass", "ls"], extra_env={"PASSWORD_STORE_DIR": pass_store(n)})
     expect(MEASURED_SECRET, ["age", "-d", "-i", f"{work}/age-key.txt", f"{work}/secret.age"])
     expect("hello", [HELLO])
+    for n in SIZES:
+        expect(ENTRY, [CFLOOR, vault(n), ENTRY])
     expect(header, [KEYSEAL, "header", "--vault", vault(SIZES[0]), ENTRY, "--no-agent"], extra_env=with_passphrase())
 
 # ---------------------------------------------------------------------------
@@ -244,6 +246,8 @@ def table_floors():
     hf("floors", [
         ("hello-world (Swift, static: process floor)", HELLO),
         ("sqlite3 primary-key lookup (storage floor)", sqlite_lookup(n)),
+        ("C, static: exit at once", CFLOOR),
+        ("C, static: SQLite open and the same lookup", f"{CFLOOR} {vault(n)} {ENTRY}"),
         ("keyseal header (agent)", ks("header", "--vault", vault(n), ENTRY)),
         ("keyseal header (key file)", ks("header", "--vault", vault(n), ENTRY, "--no-agent")),
         ("keyseal get (agent)", ks("get", "--vault", vault(n), ENTRY)),
@@ -259,6 +263,8 @@ def table_header_scale():
             commands.append((f"keyseal header ({how}), {label(n)}", ks("header", "--vault", vault(n), ENTRY, *extra)))
     for n in SIZES:
         commands.append((f"sqlite3 lookup, {label(n)}", sqlite_lookup(n)))
+    for n in SIZES:
+        commands.append((f"C SQLite lookup, {label(n)}", f"{CFLOOR} {vault(n)} {ENTRY}"))
     for n in SIZES:
         commands.append((f"pass show, {label(n)}", pass_cmd(n, "show", ENTRY)))
     hf("header-scale", commands, min_runs=30, extra_env={"KEYSEAL_KEYFILE": keyfile})
@@ -607,7 +613,7 @@ def plot():
                 ys.append(r["mean"] * 1000)
         if xs:
             ax.plot(xs, ys, style, label=name, markersize=4)
-    for name in ("keyseal header (agent)", "keyseal header (key file)", "sqlite3 lookup", "pass show"):
+    for name in ("keyseal header (agent)", "keyseal header (key file)", "sqlite3 lookup", "C SQLite lookup", "pass show"):
         series(left, "header-scale", name, "o-" if name.startswith("keyseal") else "s--")
     series(left, "read-scale", "keyseal get (agent)", "o-")
     for name, prefix in (("keepassxc-cli show (lowest KDF)", "keepassxc-cli show (lowest KDF, 100 ms)"),):

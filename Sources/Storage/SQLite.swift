@@ -24,7 +24,8 @@ final class Connection {
     let handle: OpaquePointer
 
     /// Process-wide SQLite settings, applied once before the first open.
-    private static let configured: Bool = keyseal_sqlite_memstatus_off() == SQLITE_OK
+    private static let configured: Bool =
+        keyseal_sqlite_memstatus_off() == SQLITE_OK && keyseal_sqlite_page_cache_unbulked() == SQLITE_OK
 
     init(path: String, flags: Int32) throws(SQLiteError) {
         _ = Self.configured
