@@ -119,6 +119,26 @@ struct KDFCalibrationTests {
         #expect(try sandbox.regularFiles(under: [sandbox.home]).isEmpty, "something was created under HOME")
     }
 
+    @Test("help and bash completions offer calibrate for init's and passwd's --kdf, not export's")
+    func offered() async throws {
+        let sandbox = try Sandbox()
+        for command in ["init", "passwd"] {
+            let help = try await sandbox.run([command, "--help"])
+            #expect(help.status == 0, "\(help)")
+            // Wrapped at 80 columns: compare the words.
+            let words = help.out.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(words.contains("(values: interactive, moderate, sensitive, calibrate; default: moderate)"), "\(help)")
+            #expect(help.out.contains("--kdf-time <duration>"), "\(help)")
+        }
+        let export = try await sandbox.run(["export", "--help"])
+        #expect(!export.out.contains("calibrate") && !export.out.contains("--kdf-time"), "\(export)")
+        let bash = try await sandbox.run(["completions", "bash"])
+        #expect(bash.status == 0, "\(bash)")
+        let values = #"'interactive'$'\n''moderate'$'\n''sensitive'"#
+        #expect(bash.out.components(separatedBy: values + #"$'\n''calibrate'"#).count - 1 == 2, "\(bash)")
+        #expect(bash.out.components(separatedBy: values).count - 1 == 3, "\(bash)")
+    }
+
     @Test("passwd refuses a stray or bad --kdf-time with 64 before unlocking: the vault untouched, no copy taken")
     func passwdRefusesTargets() async throws {
         let sandbox = try Sandbox()

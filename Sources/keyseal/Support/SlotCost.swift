@@ -20,6 +20,9 @@ enum SlotKDF: ExpressibleByArgument, Equatable {
 
     static var allValueStrings: [String] { KDFPreset.allValueStrings + ["calibrate"] }
 
+    /// As a CaseIterable enum's: the shells offer the values.
+    static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
+
     var defaultValueDescription: String {
         switch self {
         case let .preset(preset): preset.rawValue
