@@ -53,8 +53,9 @@ enum SlotCost {
     }
 
     /// The costs to store, and how to name them to the user. Calibrating
-    /// runs Argon2id once, over a throw-away password: call it after the
-    /// passphrase is read, so the prompts come without a pause.
+    /// runs Argon2id twice (one pass, two passes) over a throw-away
+    /// password: call it after the passphrase is read, so the prompts come
+    /// without a pause.
     func parameters() throws -> (parameters: KDFParameters, description: String) {
         switch self {
         case let .preset(preset, parameters):
