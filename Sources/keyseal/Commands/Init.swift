@@ -11,19 +11,25 @@ struct Init: ParsableCommand {
     @OptionGroup var unlockOptions: UnlockOptions
 
     @Option(help: ArgumentHelp(
-        "Argon2id cost: interactive (64 MiB), moderate (256 MiB) or sensitive (1 GiB).",
+        "Argon2id cost: interactive (64 MiB), moderate (256 MiB), sensitive (1 GiB), or calibrate (256 MiB, passes measured so that an unlock here takes --kdf-time).",
         valueName: "preset"))
-    var kdf: KDFPreset = .moderate
+    var kdf: SlotKDF = .preset(.moderate)
+
+    @Option(name: .customLong("kdf-time"), help: ArgumentHelp(
+        "With --kdf calibrate: how long an unlock should take on this machine, 100ms to 60s (default: 1s).",
+        valueName: "duration"))
+    var kdfTime: String?
 
     func run() throws {
         try Failure.report {
             let path = try vaultOptions.path
-            let parameters = try kdf.parameters()
+            let cost = try SlotCost.resolve(kdf: kdf, time: kdfTime)
             // Say so before asking for a passphrase twice.
             if FileSystem.exists(path) { throw StorageError.vaultExists(path: path) }
             let passphrase = try newPassphrase()
+            let (parameters, description) = try cost.parameters()
             _ = try Vault.create(at: path, passphrase: passphrase, kdf: parameters)
-            Output.info("created a vault at \(path) (Argon2id \(kdf.rawValue))")
+            Output.info("created a vault at \(path) (\(description))")
         }
     }
 

@@ -21,12 +21,17 @@ struct Passwd: ParsableCommand {
     @Option(name: .customLong("new-passphrase-fd"), help: ArgumentHelp("Read the new passphrase from this descriptor.", valueName: "n"))
     var newPassphraseFD: Int32?
 
-    @Option(help: ArgumentHelp("Argon2id cost for the new slot: interactive, moderate or sensitive.", valueName: "preset"))
-    var kdf: KDFPreset = .moderate
+    @Option(help: ArgumentHelp("Argon2id cost for the new slot: interactive, moderate, sensitive or calibrate.", valueName: "preset"))
+    var kdf: SlotKDF = .preset(.moderate)
+
+    @Option(name: .customLong("kdf-time"), help: ArgumentHelp(
+        "With --kdf calibrate: how long an unlock should take on this machine, 100ms to 60s (default: 1s).",
+        valueName: "duration"))
+    var kdfTime: String?
 
     func run() throws {
         try Failure.report {
-            let parameters = try kdf.parameters()
+            let cost = try SlotCost.resolve(kdf: kdf, time: kdfTime)
             if let newPassphraseFD, newPassphraseFD == unlockOptions.passphraseFD {
                 throw CLIError(.usage, "the old and the new passphrase need two descriptors")
             }
@@ -34,6 +39,8 @@ struct Passwd: ParsableCommand {
             let unlocked = try unlockOptions.unlockLocally(vault)
             let source: PassphraseSource = newPassphraseFD.map(PassphraseSource.fileDescriptor) ?? .terminal
             let first = try source.readNew(prompt: "New passphrase: ", repeatPrompt: "Repeat the new passphrase: ", command: "passwd")
+            // Before the copy: a calibration that fails leaves nothing behind.
+            let (parameters, description) = try cost.parameters()
             let saved = try vault.automaticBackup(reason: "before-passwd")
             do {
                 try unlocked.changePassphrase(to: first, kdf: parameters)
@@ -43,7 +50,9 @@ struct Passwd: ParsableCommand {
                 Output.info("the passphrase was not changed; the copy of the vault taken before is kept at \(saved)")
                 throw ExitCode(Failure.exitCode(for: error))
             }
-            Output.info("changed the passphrase of \(vault.path); the old one opens nothing in it")
+            // A preset's name is what the user typed; calibrated costs are news.
+            let chosen = if case .calibrate = cost { " (\(description))" } else { "" }
+            Output.info("changed the passphrase of \(vault.path)\(chosen); the old one opens nothing in it")
             Output.info("the vault as it was, which the old passphrase still opens, is kept at \(saved); delete it if the old passphrase leaked")
         }
     }
