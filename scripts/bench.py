@@ -135,7 +135,7 @@ def make_world():
     run(["age", "-r", recipient, "-o", os.path.join(work, "secret.age"), os.path.join(work, "secret")])
 
     # pass: a GnuPG key without passphrase, a warm gpg-agent, and one store per
-    # size (filler files are hard links of one encrypted file: pass ls and the
+    # size (filler files are copies of one encrypted file: pass ls and the
     # file system see N entries; pass show decrypts only the measured one).
     os.mkdir(env["GNUPGHOME"], 0o700)
     run(["gpg", "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "",
@@ -148,8 +148,9 @@ def make_world():
         run(["pass", "insert", "-m", ENTRY], stdin=MEASURED_SECRET.encode(), extra_env={"PASSWORD_STORE_DIR": store})
         filler = os.path.join(store, "filler.gpg")
         run(["pass", "insert", "-m", "filler"], stdin=secret_text().encode(), extra_env={"PASSWORD_STORE_DIR": store})
+        data = open(filler, "rb").read()
         for i in range(n - 1):
-            os.link(filler, os.path.join(store, f"svc-{i:06d}.gpg"))
+            private_file(os.path.join(store, f"svc-{i:06d}.gpg"), data)
         os.unlink(filler)
     run(["pass", "show", ENTRY], extra_env={"PASSWORD_STORE_DIR": pass_store(SIZES[0])})   # warms gpg-agent
 
@@ -644,10 +645,38 @@ def plot():
     fig.savefig(f"{OUT}/performance.png", dpi=110)
     say(f"plot: {OUT}/performance.png")
 
+def machine():
+    """The machine and the versions, for the report."""
+    def out(args):
+        try:
+            return subprocess.run(args, capture_output=True, env=env).stdout.decode().strip()
+        except OSError:
+            return "?"
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    os_release = dict(l.rstrip().split("=", 1) for l in open("/etc/os-release") if "=" in l)
+    rows = [
+        ("CPUs", f"{os.cpu_count()} ({cpu})"),
+        ("Memory", f"{mem / 2**20:.0f} GiB"),
+        ("OS", f"{os_release.get('PRETTY_NAME', '?').strip(chr(34))}, kernel {os.uname().release}"),
+        ("Swift", out(["swift", "--version"]).splitlines()[0] if out(["swift", "--version"]) else "?"),
+        ("keyseal", out([KEYSEAL, "--version"]) + " (scripts/build: fully static)"),
+        ("libsodium, SQLite", out(["dpkg-query", "-W", "-f=${Version}", "libsodium-dev"]) + ", "
+         + out(["dpkg-query", "-W", "-f=${Version}", "libsqlite3-dev"])),
+        ("peers", ", ".join(f"{name} {out(args).split()[-1] if out(args) else '?'}" for name, args in (
+            ("age", ["age", "--version"]), ("pass", ["dpkg-query", "-W", "-f=${Version}", "pass"]),
+            ("GnuPG", ["dpkg-query", "-W", "-f=${Version}", "gnupg"]), ("KeePassXC", ["keepassxc-cli", "--version"]),
+            ("sqlite3", ["dpkg-query", "-W", "-f=${Version}", "sqlite3"]), ("hyperfine", ["hyperfine", "--version"])))),
+    ]
+    text = "| | |\n|:---|:---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows) + "\n"
+    open(f"{OUT}/machine.md", "w").write(text)
+    print(text, flush=True)
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     load_before = open("/proc/loadavg").read().split()[:3]
     try:
+        machine()
         make_world()
         validate()
         table_floors()

@@ -100,17 +100,26 @@ public enum EntryName {
         if name.utf8.count > maxUTF8Length {
             throw .invalidName(name: name, reason: "a name is at most \(maxUTF8Length) bytes")
         }
-        for scalar in name.unicodeScalars {
-            switch scalar.properties.generalCategory {
-            case .control, .lineSeparator, .paragraphSeparator, .format, .surrogate:
-                throw .invalidName(name: name, reason: "a name cannot hold control characters, line breaks or invisible characters")
-            default: continue
+        if !name.isPrintableASCII {
+            for scalar in name.unicodeScalars {
+                switch scalar.properties.generalCategory {
+                case .control, .lineSeparator, .paragraphSeparator, .format, .surrogate:
+                    throw .invalidName(name: name, reason: "a name cannot hold control characters, line breaks or invisible characters")
+                default: continue
+                }
             }
         }
         if name.first!.isWhitespace || name.last!.isWhitespace {
             throw .invalidName(name: name, reason: "a name cannot start or end with white space")
         }
     }
+}
+
+extension String {
+    /// Every byte printable ASCII (U+0020 to U+007E), none of which is a
+    /// control, format or separator character: the per-character Unicode
+    /// lookup is skipped for such text (it was 8% of a 100,000-entry import).
+    var isPrintableASCII: Bool { utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F } }
 }
 
 /// Metadata is printed on terminals: control characters could rewrite the
@@ -121,11 +130,13 @@ enum TextField {
         if value.utf8.count > maxUTF8Length {
             throw .invalidField(field: field, reason: "it is at most \(maxUTF8Length) bytes")
         }
-        for scalar in value.unicodeScalars {
-            switch scalar.properties.generalCategory {
-            case .control, .lineSeparator, .paragraphSeparator, .surrogate:
-                throw .invalidField(field: field, reason: "it cannot hold control characters or line breaks")
-            default: continue
+        if !value.isPrintableASCII {
+            for scalar in value.unicodeScalars {
+                switch scalar.properties.generalCategory {
+                case .control, .lineSeparator, .paragraphSeparator, .surrogate:
+                    throw .invalidField(field: field, reason: "it cannot hold control characters or line breaks")
+                default: continue
+                }
             }
         }
     }

@@ -197,6 +197,14 @@ final class Statement {
         }
     }
 
+    /// Makes a statement that has run ready to run again, without its
+    /// bindings: preparing costs far more than running (import prepares
+    /// each of its statements once, not once per entry).
+    func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
     /// Advances; true when a row is ready to read.
     func step() throws(SQLiteError) -> Bool {
         try connection.check(sqlite3_step(handle)) == SQLITE_ROW

@@ -239,3 +239,33 @@ import Sealing
         #expect(mode(of: path) == 0o600)
     }
 }
+
+/// Names and text fields of printable ASCII skip the per-character Unicode
+/// lookup (`String.isPrintableASCII`): every one-character difference from a
+/// valid name, over all of ASCII and some scalars beyond, is judged as the
+/// lookup alone judges it.
+@Suite struct PrintableASCIIFastPath {
+    static func refusedByLookup(_ text: String, format: Bool) -> Bool {
+        text.unicodeScalars.contains { scalar in
+            switch scalar.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator, .surrogate: true
+            case .format: format
+            default: false
+            }
+        }
+    }
+
+    @Test func namesAndFieldsAgreeWithTheLookup() {
+        let samples = (0..<128).compactMap(Unicode.Scalar.init) + ["\u{85}", "\u{A0}", "\u{200B}", "\u{202E}", "\u{2028}", "\u{E9}", "\u{1F600}"]
+        for scalar in samples {
+            let text = "a" + String(Character(scalar)) + "b"
+            var nameRefused = false
+            do { try EntryName.validate(text) } catch { nameRefused = true }
+            #expect(nameRefused == Self.refusedByLookup(text, format: true), "name with U+\(String(scalar.value, radix: 16))")
+            var fieldRefused = false
+            do { try TextField.validate(text, field: "description", maxUTF8Length: 100, allowEmpty: true) } catch { fieldRefused = true }
+            #expect(fieldRefused == Self.refusedByLookup(text, format: false), "field with U+\(String(scalar.value, radix: 16))")
+            #expect(text.isPrintableASCII == (scalar.value >= 0x20 && scalar.value < 0x7F))
+        }
+    }
+}
