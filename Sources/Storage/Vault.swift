@@ -240,6 +240,8 @@ public final class Vault {
         try mapErrors {
             let statement = try connection.prepare("SELECT \(StoredEntry.columns) FROM entries ORDER BY name")
             var result: [EntryMetadata] = []
+            // Room for all at once: a large vault's list is not copied as it grows.
+            result.reserveCapacity(Int(try connection.scalarInt("SELECT count(*) FROM entries") ?? 0))
             while try statement.step() { result.append(try StoredEntry(statement, path: path).metadata) }
             return result
         }
