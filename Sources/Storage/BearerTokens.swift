@@ -32,13 +32,13 @@ extension Vault {
         }
     }
 
-    /// When each of `entries`' kept tokens was obtained, by entry id (an
-    /// entry without one has no key): what `keptToken(of:)` tells of each,
-    /// read in one query, for `list --json` of a large vault. A malformed
-    /// row fails as `keptToken(of:)` fails, for the first of `entries` that
-    /// has one.
-    public func keptTokenTimes(of entries: [EntryMetadata]) throws(StorageError) -> [[UInt8]: Int64] {
-        guard !entries.isEmpty else { return [:] }
+    /// When the kept tokens of the entries at `indexes` were obtained, by
+    /// entry id (an entry without one has no key): what `keptToken(of:)`
+    /// tells of each, read in one query, for `list --json` of a large vault.
+    /// A malformed row fails as `keptToken(of:)` fails, for the first entry
+    /// in `indexes` that has one.
+    public func keptTokenTimes(of entries: [EntryMetadata], at indexes: [Int]) throws(StorageError) -> [[UInt8]: Int64] {
+        guard !indexes.isEmpty else { return [:] }
         let rows: [[UInt8]: Int64?] = try mapErrors {
             let statement = try connection.prepare("SELECT entry_id, obtained_at, nonce, ciphertext FROM bearer_tokens")
             var rows: [[UInt8]: Int64?] = [:]
@@ -50,12 +50,12 @@ extension Vault {
             return rows
         }
         var times: [[UInt8]: Int64] = [:]
-        for entry in entries {
-            guard let row = rows[entry.id] else { continue }
+        for index in indexes {
+            guard let row = rows[entries[index].id] else { continue }
             guard let obtainedAt = row else {
-                throw .damaged(path: path, detail: "the kept token of \(entry.name.debugDescription) is malformed")
+                throw .damaged(path: path, detail: "the kept token of \(entries[index].name.debugDescription) is malformed")
             }
-            times[entry.id] = obtainedAt
+            times[entries[index].id] = obtainedAt
         }
         return times
     }

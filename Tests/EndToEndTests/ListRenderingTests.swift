@@ -409,6 +409,37 @@ struct ListRenderingTests {
         }
     }
 
+    @Test("JSON trees (config, key slots, lock, PAT requests): rendered as before")
+    func trees() {
+        var random = SplitMix(state: 31)
+        func tree(depth: Int) -> (JSON, ReferenceJSON) {
+            switch Int.random(in: 0..<(depth > 3 ? 4 : 6), using: &random) {
+            case 0:
+                let text = RandomEntries.text(&random, maxPieces: 3, allowEmpty: true)
+                return (.string(text), .string(text))
+            case 1:
+                let value = Int64.random(in: Int64.min...Int64.max, using: &random) >> Int64.random(in: 0...63, using: &random)
+                return (.number(value), .number(value))
+            case 2:
+                let value = Bool.random(using: &random)
+                return (.bool(value), .bool(value))
+            case 3: return (.null, .null)
+            case 4:
+                let items = (0..<Int.random(in: 0...4, using: &random)).map { _ in tree(depth: depth + 1) }
+                return (.array(items.map(\.0)), .array(items.map(\.1)))
+            default:
+                let pairs = (0..<Int.random(in: 0...4, using: &random)).map { _ in
+                    (RandomEntries.text(&random, maxPieces: 2, allowEmpty: true), tree(depth: depth + 1))
+                }
+                return (.object(pairs.map { ($0.0, $0.1.0) }), .object(pairs.map { ($0.0, $0.1.1) }))
+            }
+        }
+        for _ in 0..<2000 {
+            let (new, old) = tree(depth: 0)
+            #expect(new.rendered == old.rendered)
+        }
+    }
+
     @Test("timestamps: ISO 8601 and local dates, years 0 to 9999 and beyond, any zone")
     func timestamps() {
         var random = SplitMix(state: 99)
@@ -478,6 +509,52 @@ struct ListRenderingTests {
         }
     }
 
+    @Test("written in 64 KiB chunks to a file, the answer is the same bytes as rendered whole, and the buffer stays near one chunk")
+    func chunkedWrites() throws {
+        let (vault, directory) = try Self.scratchVault()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var random = SplitMix(state: 77)
+        let entries = RandomEntries.entries(&random, count: 3000)
+        let states = entries.map { _ in ExpiryState.allCases.randomElement(using: &random)! }
+        let report = ExpiryReport(vault: vault, now: RandomEntries.now, zone: RememberingZone(SteppedZone(base: 3600, step: 3600, period: 9_999_991)))
+        let order = List.order(entries, states: states, expiringOnly: false, by: .expiry)
+        let checkOrder = Check.order(entries)
+        let attentions = states.map { $0 != .ok && $0 != .never }
+
+        func both(_ render: (inout OutputBuffer, (inout OutputBuffer) throws -> Void) throws -> Void) throws {
+            var whole = OutputBuffer(fd: nil)
+            try render(&whole) { _ in }
+            let path = directory + "/out-\(UUID().uuidString)"
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            #expect(fd >= 0)
+            var chunked = OutputBuffer(fd: fd)
+            var largest = 0
+            try render(&chunked) { out in
+                largest = max(largest, out.count)
+                try out.flushIfFull()
+            }
+            try chunked.flush()
+            close(fd)
+            let written = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            #expect(whole.bytes.count > OutputBuffer.chunk)
+            #expect(written == whole.bytes)
+            #expect(largest < OutputBuffer.chunk + 8192)
+        }
+        try both { out, after in
+            try List.table(entries, states: states, order: order, policy: report.policy, colour: true).render(into: &out, afterRow: after)
+        }
+        try both { out, after in
+            try List.json(entries, states: states, order: order, vault: "v", policy: report.policy, tokensObtained: [:], into: &out, afterEntry: after)
+        }
+        try both { out, after in
+            try Check.json(entries, states: states, attentions: attentions, order: checkOrder, status: .expired, strict: false,
+                           report: report, into: &out, afterEntry: after)
+        }
+        try both { out, after in
+            try Check.lines(entries, states: states, attentions: attentions, order: checkOrder, report: report, into: &out, afterLine: after)
+        }
+    }
+
     @Test("show --json: the same object as before, previous values and a kept token included")
     func showJSON() {
         var random = SplitMix(state: 7)
@@ -525,7 +602,7 @@ struct ListRenderingTests {
         let report = ExpiryReport(vault: vault, now: RandomEntries.now, zone: FixedOffsetZone(seconds: 3600))
         let states = try entries.map { try report.state(of: $0) }
         let order = List.order(entries, states: states, expiringOnly: false, by: .expiry)
-        let tokens = try EntryJSON.tokensObtained(order.map { entries[$0] }, in: vault)
+        let tokens = try EntryJSON.tokensObtained(entries, order: order, in: vault)
         #expect(!tokens.isEmpty)
         var out = OutputBuffer(fd: nil)
         List.json(entries, states: states, order: order, vault: vault.path, policy: report.policy, tokensObtained: tokens, into: &out) { _ in }

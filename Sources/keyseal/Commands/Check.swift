@@ -44,7 +44,8 @@ struct Check: ParsableCommand {
     /// What the check found: success, failure (expiring) or expired.
     private func check() throws -> ExitStatus {
         let vault = try vaultOptions.open()
-        let report = ExpiryReport(vault: vault)
+        // The same instants are looked up in the zone many times per entry.
+        let report = ExpiryReport(vault: vault, zone: RememberingZone(SystemZone()))
         let window = try within.map { try WindowInput.parse($0, policy: report.policy) }
         let entries = try vault.entries()
         var states: [ExpiryState] = []
@@ -94,40 +95,44 @@ struct Check: ParsableCommand {
         out.append(UInt8(ascii: ","))
         JSON.key("entries", into: &out)
         out.append(UInt8(ascii: "["))
-        for (position, index) in order.enumerated() {
-            if position > 0 { out.append(UInt8(ascii: ",")) }
-            let entry = entries[index]
-            let state = states[index]
-            out.append(UInt8(ascii: "{"))
-            JSON.key("name", into: &out)
-            JSON.quote(entry.name, into: &out)
-            out.append(UInt8(ascii: ","))
-            JSON.key("state", into: &out)
-            JSON.quote(state.rawValue, into: &out)
-            out.append(UInt8(ascii: ","))
-            JSON.key("attention", into: &out)
-            out.append(attentions[index] ? "true" : "false")
-            out.append(UInt8(ascii: ","))
-            JSON.key("expires", into: &out)
-            if let expiresAt = entry.fields.expiresAt {
-                out.append(UInt8(ascii: "\""))
-                out.append(iso8601: expiresAt)
-                out.append(UInt8(ascii: "\""))
-            } else {
-                out.append("null")
+        // safety: the buffer is read only inside the closure, while `entries` lives; it lends each
+        // entry where the array's subscript would copy it.
+        try entries.withUnsafeBufferPointer { entries in
+            for (position, index) in order.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                let entry = entries[index]
+                let state = states[index]
+                out.append(UInt8(ascii: "{"))
+                JSON.key("name", into: &out)
+                JSON.quote(entry.name, into: &out)
+                out.append(UInt8(ascii: ","))
+                JSON.key("state", into: &out)
+                JSON.quote(state.rawValue, into: &out)
+                out.append(UInt8(ascii: ","))
+                JSON.key("attention", into: &out)
+                out.append(attentions[index] ? "true" : "false")
+                out.append(UInt8(ascii: ","))
+                JSON.key("expires", into: &out)
+                if let expiresAt = entry.fields.expiresAt {
+                    out.append(UInt8(ascii: "\""))
+                    out.append(iso8601: expiresAt)
+                    out.append(UInt8(ascii: "\""))
+                } else {
+                    out.append("null")
+                }
+                out.append(UInt8(ascii: ","))
+                JSON.key("days_left", into: &out)
+                if let expiresAt = entry.fields.expiresAt {
+                    out.append(decimal: policy.daysLeft(until: expiresAt))
+                } else {
+                    out.append("null")
+                }
+                out.append(UInt8(ascii: ","))
+                JSON.key("message", into: &out)
+                JSON.quote(report.describe(entry, state: state), into: &out)
+                out.append(UInt8(ascii: "}"))
+                try afterEntry(&out)
             }
-            out.append(UInt8(ascii: ","))
-            JSON.key("days_left", into: &out)
-            if let expiresAt = entry.fields.expiresAt {
-                out.append(decimal: policy.daysLeft(until: expiresAt))
-            } else {
-                out.append("null")
-            }
-            out.append(UInt8(ascii: ","))
-            JSON.key("message", into: &out)
-            JSON.quote(report.describe(entry, state: state), into: &out)
-            out.append(UInt8(ascii: "}"))
-            try afterEntry(&out)
         }
         out.append(contentsOf: [UInt8(ascii: "]"), UInt8(ascii: "}"), UInt8(ascii: "\n")])
     }
@@ -135,16 +140,19 @@ struct Check: ParsableCommand {
     /// One line per entry that needs attention; `afterLine` may flush the buffer.
     static func lines(_ entries: [EntryMetadata], states: [ExpiryState], attentions: [Bool], order: [Int], report: ExpiryReport, into out: inout OutputBuffer,
                       afterLine: (inout OutputBuffer) throws -> Void) rethrows {
-        for index in order where attentions[index] {
-            let entry = entries[index]
-            let state = states[index]
-            out.append(TextTable.printable(entry.name))
-            out.append(": ")
-            out.append(state.rawValue)
-            out.append(", ")
-            out.append(report.describe(entry, state: state))
-            out.append(UInt8(ascii: "\n"))
-            try afterLine(&out)
+        // safety: as in json(…): the buffer is read only inside the closure.
+        try entries.withUnsafeBufferPointer { entries in
+            for index in order where attentions[index] {
+                let entry = entries[index]
+                let state = states[index]
+                out.append(TextTable.printable(entry.name))
+                out.append(": ")
+                out.append(state.rawValue)
+                out.append(", ")
+                out.append(report.describe(entry, state: state))
+                out.append(UInt8(ascii: "\n"))
+                try afterLine(&out)
+            }
         }
     }
 }

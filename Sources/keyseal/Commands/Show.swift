@@ -187,9 +187,9 @@ enum EntryJSON {
         return try vault.keptToken(of: try vault.sealedEntry(named: entry.name))?.obtainedAt
     }
 
-    /// The same for many entries, in one query (`list --json`), by entry id.
-    static func tokensObtained(_ entries: [EntryMetadata], in vault: Vault) throws -> [[UInt8]: Int64] {
-        try vault.keptTokenTimes(of: entries.filter { $0.fields.kind == CredentialKind.bearer.rawValue })
+    /// The same for the entries at `order` (`list --json`), in one query, by entry id.
+    static func tokensObtained(_ entries: [EntryMetadata], order: [Int], in vault: Vault) throws -> [[UInt8]: Int64] {
+        try vault.keptTokenTimes(of: entries, at: order.filter { entries[$0].fields.kind == CredentialKind.bearer.rawValue })
     }
 
     private static func time(_ seconds: Int64?, into out: inout OutputBuffer) {
