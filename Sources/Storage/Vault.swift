@@ -242,7 +242,8 @@ public final class Vault {
             var result: [EntryMetadata] = []
             // Room for all at once: a large vault's list is not copied as it grows.
             result.reserveCapacity(Int(try connection.scalarInt("SELECT count(*) FROM entries") ?? 0))
-            while try statement.step() { result.append(try StoredEntry.metadata(statement, path: path)) }
+            var repeated = StoredEntry.RepeatedText()
+            while try statement.step() { result.append(try StoredEntry.metadata(statement, path: path, repeated: &repeated)) }
             return result
         }
     }
@@ -500,6 +501,19 @@ struct StoredEntry {
     /// sealed value's columns included), without copying the sealed value:
     /// `entries()` reads every row and needs no seal.
     static func metadata(_ row: Statement, path: String) throws -> EntryMetadata {
+        var repeated = RepeatedText()
+        return try metadata(row, path: path, repeated: &repeated)
+    }
+
+    /// The last kind, header template and URL read, which the next rows
+    /// often repeat.
+    struct RepeatedText {
+        var kind: String?
+        var template: String?
+        var url: String?
+    }
+
+    static func metadata(_ row: Statement, path: String, repeated: inout RepeatedText) throws -> EntryMetadata {
         func malformed() -> StorageError { .damaged(path: path, detail: "an entry row is malformed") }
         func optionalInt(_ column: Int32) throws -> Int64? {
             if row.isNull(column) { return nil }
@@ -507,7 +521,8 @@ struct StoredEntry {
             return value
         }
         guard let name = row.text(0), let id = row.blob(1), id.count == Vault.entryIDLength,
-              let kind = row.text(2), let template = row.text(3), let description = row.text(5),
+              let kind = row.text(2, sameAs: repeated.kind), let template = row.text(3, sameAs: repeated.template),
+              let description = row.text(5),
               let created = row.int(6), let updated = row.int(7),
               let fingerprint = row.blob(10), fingerprint.count == VaultKey.fingerprintLength,
               row.isBlob(11), row.isBlob(12)
@@ -517,7 +532,12 @@ struct StoredEntry {
             guard let text = row.text(column) else { throw malformed() }
             return text
         }
-        let url = try optionalText(4)
+        var url: String?
+        if !row.isNull(4) {
+            guard let text = row.text(4, sameAs: repeated.url) else { throw malformed() }
+            url = text
+        }
+        repeated = RepeatedText(kind: kind, template: template, url: url ?? repeated.url)
         let caCertificates = try optionalText(16)
         let fields = EntryFields(kind: kind, headerTemplate: template, url: url,
                                  description: description, expiresAt: try optionalInt(8), caCertificates: caCertificates)

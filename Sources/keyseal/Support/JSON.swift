@@ -57,7 +57,8 @@ indirect enum JSON {
     static func quote(_ text: String, into out: inout OutputBuffer) {
         out.append(UInt8(ascii: "\""))
         // Most text is printable ASCII with no quote or backslash: its bytes as they are.
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E && $0 != 0x22 && $0 != 0x5C }) {
+        func plain(_ byte: UInt8) -> Bool { byte >= 0x20 && byte <= 0x7E && byte != 0x22 && byte != 0x5C }
+        if text.utf8.withContiguousStorageIfAvailable({ $0.allSatisfy(plain) }) ?? text.utf8.allSatisfy(plain) {
             out.append(contentsOf: text.utf8)
         } else {
             for scalar in text.unicodeScalars { escape(scalar, into: &out) }
