@@ -248,6 +248,8 @@ enum TextTable {
         init(columns: Int, capacity rows: Int = 0) {
             self.columns = columns
             columnWidths = Array(repeating: 0, count: columns)
+            // About eight bytes a cell, so the text is seldom copied as it grows.
+            text.reserve(rows * columns * 8)
             ends.reserveCapacity(rows * columns)
             widths.reserveCapacity(rows * columns)
             styleIndexes.reserveCapacity(rows * columns)

@@ -18,6 +18,8 @@ struct OutputBuffer {
         bytes.reserveCapacity(Self.chunk + 4096)
     }
 
+    mutating func reserve(_ count: Int) { bytes.reserveCapacity(count) }
+
     mutating func append(_ byte: UInt8) { bytes.append(byte) }
 
     mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
