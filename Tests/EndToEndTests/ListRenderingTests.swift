@@ -116,6 +116,39 @@ enum ReferenceTimestamp {
     }
 }
 
+/// `ExpiryPolicy.describe(expiresAt:)` as it was.
+func referenceDescribe(_ policy: ExpiryPolicy, expiresAt: Int64?) -> String {
+    guard let expiresAt else { return "never expires" }
+    let zone = policy.zone
+    let days = policy.daysLeft(until: expiresAt)
+    let date = ReferenceTimestamp.localDate(expiresAt, in: zone)
+    let local = LocalCalendar.local(expiresAt, in: zone)
+    let time = "\(ReferenceTimestamp.pad(local.hour, 2)):\(ReferenceTimestamp.pad(local.minute, 2))"
+    if expiresAt > policy.now {
+        switch days {
+        case 0: return "expires today at \(time)"
+        case 1: return "expires tomorrow (\(date))"
+        default: return "expires in \(days) days (\(date))"
+        }
+    }
+    switch days {
+    case 0: return "expired today at \(time)"
+    case -1: return "expired yesterday (\(date))"
+    default: return "expired \(-days) days ago (\(date))"
+    }
+}
+
+/// `ExpiryReport.describe(_:state:)` as it was.
+func referenceMessage(_ entry: EntryMetadata, state: ExpiryState, policy: ExpiryPolicy) -> String {
+    guard state == .revoked, let remote = entry.remoteState else { return referenceDescribe(policy, expiresAt: entry.fields.expiresAt) }
+    return switch remote {
+    case .revoked: "was revoked on its server (keyseal pat revoke --keep)"
+    case .inactive: "is no longer active on its server (keyseal pat sync)"
+    case .missing: "is gone from its server's list (keyseal pat sync)"
+    case .active: referenceDescribe(policy, expiresAt: entry.fields.expiresAt)
+    }
+}
+
 enum ReferenceEntryJSON {
     static func object(_ entry: EntryMetadata, state: ExpiryState, policy: ExpiryPolicy,
                        previous: [PreviousValue]? = nil, extras: [(String, ReferenceJSON)] = []) -> ReferenceJSON {
@@ -251,7 +284,7 @@ enum ReferenceCheck {
                     ("attention", .bool(result.attention)),
                     ("expires", .optional(result.entry.fields.expiresAt.map(ReferenceTimestamp.iso8601))),
                     ("days_left", result.entry.fields.expiresAt.map { .number(report.policy.daysLeft(until: $0)) } ?? .null),
-                    ("message", .string(report.describe(result.entry, state: result.state))),
+                    ("message", .string(referenceMessage(result.entry, state: result.state, policy: report.policy))),
                 ])
             })),
         ]).rendered + "\n"
@@ -261,7 +294,7 @@ enum ReferenceCheck {
         var text = ""
         for result in results where result.attention {
             let name = ReferenceTextTable.printable(result.entry.name)
-            text += "\(name): \(result.state.rawValue), \(report.describe(result.entry, state: result.state))\n"
+            text += "\(name): \(result.state.rawValue), \(referenceMessage(result.entry, state: result.state, policy: report.policy))\n"
         }
         return text
     }
@@ -451,6 +484,8 @@ struct ListRenderingTests {
             #expect(Timestamp.date(instant) == ReferenceTimestamp.date(instant), "\(instant)")
             for zone in RandomEntries.zones {
                 #expect(Timestamp.localDate(instant, in: zone) == ReferenceTimestamp.localDate(instant, in: zone), "\(instant)")
+                let policy = ExpiryPolicy(now: instant + Int64.random(in: -200_000...200_000, using: &random), zone: zone)
+                #expect(policy.describe(expiresAt: instant) == referenceDescribe(policy, expiresAt: instant), "\(instant)")
             }
         }
     }
