@@ -501,10 +501,11 @@ struct ListRenderingTests {
         let zone = RandomEntries.zones[Int(seed) % RandomEntries.zones.count]
         let report = ExpiryReport(vault: vault, now: RandomEntries.now + Int64.random(in: -86_400...86_400, using: &random), zone: zone)
         let policy = report.policy
-        var tokens: [[UInt8]: Int64] = [:]
-        for entry in entries where entry.fields.kind == "bearer" && Bool.random(using: &random) {
-            tokens[entry.id] = RandomEntries.instant(&random) ?? 0
+        var tokens: [Int: Int64] = [:]
+        for (index, entry) in entries.enumerated() where entry.fields.kind == "bearer" && Bool.random(using: &random) {
+            tokens[index] = RandomEntries.instant(&random) ?? 0
         }
+        let tokenByID = Dictionary(uniqueKeysWithValues: tokens.map { (entries[$0.key].id, $0.value) })
 
         for expiring in [false, true] {
             for sort in ListOrder.allCases {
@@ -524,7 +525,7 @@ struct ListRenderingTests {
                 var out = OutputBuffer(fd: nil)
                 List.json(entries, states: states, order: order, vault: "/v/vault \"ü\".db", policy: policy, tokensObtained: tokens,
                           into: &out) { _ in }
-                #expect(bytes(out) == ReferenceList.json(rows, vault: "/v/vault \"ü\".db", policy: policy) { tokens[$0.id] })
+                #expect(bytes(out) == ReferenceList.json(rows, vault: "/v/vault \"ü\".db", policy: policy) { tokenByID[$0.id] })
             }
         }
 

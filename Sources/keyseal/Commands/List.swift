@@ -106,7 +106,7 @@ struct List: ParsableCommand {
     /// `{"vault":…,"checked_at":…,"entries":[…]}` and a newline; `afterEntry`
     /// may flush the buffer.
     static func json(_ entries: [EntryMetadata], states: [ExpiryState], order: [Int], vault: String, policy: ExpiryPolicy,
-                     tokensObtained: [[UInt8]: Int64], into out: inout OutputBuffer,
+                     tokensObtained: [Int: Int64], into out: inout OutputBuffer,
                      afterEntry: (inout OutputBuffer) throws -> Void) rethrows {
         out.append(UInt8(ascii: "{"))
         JSON.key("vault", into: &out)
@@ -123,7 +123,7 @@ struct List: ParsableCommand {
             for (position, index) in order.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
                 EntryJSON.write(entries[index], state: states[index], policy: policy,
-                                tokenObtained: tokensObtained.isEmpty ? nil : tokensObtained[entries[index].id], into: &out)
+                                tokenObtained: tokensObtained.isEmpty ? nil : tokensObtained[index], into: &out)
                 try afterEntry(&out)
             }
         }

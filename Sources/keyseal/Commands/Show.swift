@@ -187,8 +187,8 @@ enum EntryJSON {
         return try vault.keptToken(of: try vault.sealedEntry(named: entry.name))?.obtainedAt
     }
 
-    /// The same for the entries at `order` (`list --json`), in one query, by entry id.
-    static func tokensObtained(_ entries: [EntryMetadata], order: [Int], in vault: Vault) throws -> [[UInt8]: Int64] {
+    /// The same for the entries at `order` (`list --json`), in one query, by index into `entries`.
+    static func tokensObtained(_ entries: [EntryMetadata], order: [Int], in vault: Vault) throws -> [Int: Int64] {
         try vault.keptTokenTimes(of: entries, at: order.filter { entries[$0].fields.kind == CredentialKind.bearer.rawValue })
     }
 
