@@ -1,6 +1,5 @@
 import ArgumentParser
 import Policy
-import Sealing
 import Storage
 
 enum ListOrder: String, ExpressibleByArgument, CaseIterable {
