@@ -51,20 +51,23 @@ public struct ExpiryPolicy: Sendable {
     public func describe(expiresAt: Int64?) -> String {
         guard let expiresAt else { return "never expires" }
         let days = daysLeft(until: expiresAt)
-        let date = Timestamp.localDate(expiresAt, in: zone)
-        let local = LocalCalendar.local(expiresAt, in: zone)
-        let time = "\(Timestamp.pad(local.hour, 2)):\(Timestamp.pad(local.minute, 2))"
+        // Only what the sentence shows is formatted: `check --json` says this of every entry.
+        func date() -> String { Timestamp.localDate(expiresAt, in: zone) }
+        func time() -> String {
+            let local = LocalCalendar.local(expiresAt, in: zone)
+            return "\(Timestamp.pad(local.hour, 2)):\(Timestamp.pad(local.minute, 2))"
+        }
         if expiresAt > now {
             switch days {
-            case 0: return "expires today at \(time)"
-            case 1: return "expires tomorrow (\(date))"
-            default: return "expires in \(days) days (\(date))"
+            case 0: return "expires today at \(time())"
+            case 1: return "expires tomorrow (\(date()))"
+            default: return "expires in \(days) days (\(date()))"
             }
         }
         switch days {
-        case 0: return "expired today at \(time)"
-        case -1: return "expired yesterday (\(date))"
-        default: return "expired \(-days) days ago (\(date))"
+        case 0: return "expired today at \(time())"
+        case -1: return "expired yesterday (\(date()))"
+        default: return "expired \(-days) days ago (\(date()))"
         }
     }
 

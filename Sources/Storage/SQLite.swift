@@ -212,6 +212,9 @@ final class Statement {
 
     func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
 
+    /// What `blob(_:)` answers non-nil for, without copying the bytes.
+    func isBlob(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_BLOB }
+
 
     func int(_ column: Int32) -> Int64? {
         sqlite3_column_type(handle, column) == SQLITE_INTEGER ? sqlite3_column_int64(handle, column) : nil
@@ -224,6 +227,20 @@ final class Statement {
         // Decoding with repair keeps a corrupted name from trapping; such a
         // name then fails authentication when the entry is opened.
         return String(decoding: UnsafeBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    /// `text(column)`, or `previous` itself when the column holds its bytes:
+    /// rows that repeat a value (a kind's header template, a service URL)
+    /// then share one string instead of each allocating its own.
+    func text(_ column: Int32, sameAs previous: String?) -> String? {
+        guard var previous, sqlite3_column_type(handle, column) == SQLITE_TEXT,
+              let pointer = sqlite3_column_text(handle, column) else { return text(column) }
+        let length = Int(sqlite3_column_bytes(handle, column))
+        // Equal bytes are valid UTF-8 (they are a string's), so decoding them would give `previous`.
+        let same = previous.withUTF8 { bytes in
+            bytes.count == length && (length == 0 || memcmp(bytes.baseAddress!, pointer, length) == 0)
+        }
+        return same ? previous : text(column)
     }
 
     func blob(_ column: Int32) -> [UInt8]? {

@@ -248,7 +248,10 @@ public final class Vault {
         try mapErrors {
             let statement = try connection.prepare("SELECT \(StoredEntry.columns) FROM entries ORDER BY name")
             var result: [EntryMetadata] = []
-            while try statement.step() { result.append(try StoredEntry(statement, path: path).metadata) }
+            // Room for all at once: a large vault's list is not copied as it grows.
+            result.reserveCapacity(Int(try connection.scalarInt("SELECT count(*) FROM entries") ?? 0))
+            var repeated = StoredEntry.RepeatedText()
+            while try statement.step() { result.append(try StoredEntry.metadata(statement, path: path, repeated: &repeated)) }
             return result
         }
     }
@@ -495,6 +498,30 @@ struct StoredEntry {
     let box: SealedBox
 
     init(_ row: Statement, path: String) throws {
+        metadata = try Self.metadata(row, path: path)
+        guard let nonce = row.blob(11), let ciphertext = row.blob(12) else {
+            throw StorageError.damaged(path: path, detail: "an entry row is malformed")
+        }
+        box = SealedBox(nonce: nonce, ciphertext: ciphertext)
+    }
+
+    /// The row's metadata, checked as `init` checks the whole row (the
+    /// sealed value's columns included), without copying the sealed value:
+    /// `entries()` reads every row and needs no seal.
+    static func metadata(_ row: Statement, path: String) throws -> EntryMetadata {
+        var repeated = RepeatedText()
+        return try metadata(row, path: path, repeated: &repeated)
+    }
+
+    /// The last kind, header template and URL read, which the next rows
+    /// often repeat.
+    struct RepeatedText {
+        var kind: String?
+        var template: String?
+        var url: String?
+    }
+
+    static func metadata(_ row: Statement, path: String, repeated: inout RepeatedText) throws -> EntryMetadata {
         func malformed() -> StorageError { .damaged(path: path, detail: "an entry row is malformed") }
         func optionalInt(_ column: Int32) throws -> Int64? {
             if row.isNull(column) { return nil }
@@ -502,27 +529,32 @@ struct StoredEntry {
             return value
         }
         guard let name = row.text(0), let id = row.blob(1), id.count == Vault.entryIDLength,
-              let kind = row.text(2), let template = row.text(3), let description = row.text(5),
+              let kind = row.text(2, sameAs: repeated.kind), let template = row.text(3, sameAs: repeated.template),
+              let description = row.text(5),
               let created = row.int(6), let updated = row.int(7),
               let fingerprint = row.blob(10), fingerprint.count == VaultKey.fingerprintLength,
-              let nonce = row.blob(11), let ciphertext = row.blob(12)
+              row.isBlob(11), row.isBlob(12)
         else { throw malformed() }
         func optionalText(_ column: Int32) throws -> String? {
             if row.isNull(column) { return nil }
             guard let text = row.text(column) else { throw malformed() }
             return text
         }
-        let url = try optionalText(4)
+        var url: String?
+        if !row.isNull(4) {
+            guard let text = row.text(4, sameAs: repeated.url) else { throw malformed() }
+            url = text
+        }
+        repeated = RepeatedText(kind: kind, template: template, url: url ?? repeated.url)
         let caCertificates = try optionalText(16)
         let fields = EntryFields(kind: kind, headerTemplate: template, url: url,
                                  description: description, expiresAt: try optionalInt(8), caCertificates: caCertificates)
-        metadata = EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
-                                 lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13),
-                                 revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15), remoteID: try optionalText(17),
-                                 remoteState: try optionalText(18).map { text in
-                                     guard let state = RemoteState(rawValue: text) else { throw malformed() }
-                                     return state
-                                 })
-        box = SealedBox(nonce: nonce, ciphertext: ciphertext)
+        return EntryMetadata(id: id, name: name, fields: fields, createdAt: created, updatedAt: updated,
+                             lastUsedAt: try optionalInt(9), fingerprint: fingerprint, warnWithin: try optionalInt(13),
+                             revision: try optionalInt(14) ?? 0, maxAge: try optionalInt(15), remoteID: try optionalText(17),
+                             remoteState: try optionalText(18).map { text in
+                                 guard let state = RemoteState(rawValue: text) else { throw malformed() }
+                                 return state
+                             })
     }
 }

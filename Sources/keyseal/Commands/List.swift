@@ -61,56 +61,106 @@ struct List: ParsableCommand {
     func run() throws {
         try Failure.report {
             let vault = try vaultOptions.open()
-            let report = ExpiryReport(vault: vault)
+            // The same instants are looked up in the zone many times per entry.
+            let report = ExpiryReport(vault: vault, zone: RememberingZone(SystemZone()))
             let window = try within.map { try WindowInput.parse($0, policy: report.policy) }
-            var rows: [(entry: EntryMetadata, state: ExpiryState)] = try vault.entries().map { entry in
-                (entry, try report.state(of: entry, window: window))
-            }
-            if expiring { rows = rows.filter { $0.state == .expiring || $0.state == .expired || $0.state == .revoked } }
-            if sort == .expiry {
-                rows.sort { a, b in
-                    switch (a.entry.fields.expiresAt, b.entry.fields.expiresAt) {
-                    case let (x?, y?) where x != y: return x < y
-                    case (nil, _?): return false
-                    case (_?, nil): return true
-                    default: return a.entry.name < b.entry.name
-                    }
-                }
-            }
+            let entries = try vault.entries()
+            var states: [ExpiryState] = []
+            states.reserveCapacity(entries.count)
+            for entry in entries { states.append(try report.state(of: entry, window: window)) }
+            let order = Self.order(entries, states: states, expiringOnly: expiring, by: sort)
+            var out = OutputBuffer()
             if json {
-                try Output.data(JSON.object([
-                    ("vault", .string(vault.path)),
-                    ("checked_at", .string(Timestamp.iso8601(report.policy.now))),
-                    ("entries", .array(try rows.map { row in
-                        EntryJSON.object(row.entry, state: row.state, policy: report.policy, extras: try EntryJSON.extras(row.entry, in: vault))
-                    })),
-                ]).rendered + "\n")
+                // Read before the first byte is written: a damaged kept token fails the whole answer.
+                let tokensObtained = try EntryJSON.tokensObtained(entries, order: order, in: vault)
+                try Self.json(entries, states: states, order: order, vault: vault.path, policy: report.policy, tokensObtained: tokensObtained,
+                          into: &out) { out in try out.flushIfFull() }
             } else {
-                try Output.data(Self.table(rows, policy: report.policy))
+                try Self.table(entries, states: states, order: order, policy: report.policy, colour: Colour.enabled(for: 1))
+                    .render(into: &out) { out in try out.flushIfFull() }
             }
+            try out.flush()
         }
     }
 
+    /// The rows shown, as indexes into `entries` and `states`: sorted as
+    /// indexes, so no entry is moved or copied on the way.
+    static func order(_ entries: [EntryMetadata], states: [ExpiryState], expiringOnly: Bool, by sort: ListOrder) -> [Int] {
+        var order = Array(entries.indices)
+        if expiringOnly { order = order.filter { states[$0] == .expiring || states[$0] == .expired || states[$0] == .revoked } }
+        if sort == .expiry {
+            let expiries = entries.map(\.fields.expiresAt)
+            order.sort { a, b in
+                switch (expiries[a], expiries[b]) {
+                case let (x?, y?) where x != y: return x < y
+                case (nil, _?): return false
+                case (_?, nil): return true
+                default: return entries[a].name < entries[b].name
+                }
+            }
+        }
+        return order
+    }
+
+    /// `{"vault":…,"checked_at":…,"entries":[…]}` and a newline; `afterEntry`
+    /// may flush the buffer.
+    static func json(_ entries: [EntryMetadata], states: [ExpiryState], order: [Int], vault: String, policy: ExpiryPolicy,
+                     tokensObtained: [Int: Int64], into out: inout OutputBuffer,
+                     afterEntry: (inout OutputBuffer) throws -> Void) rethrows {
+        out.append(UInt8(ascii: "{"))
+        JSON.key("vault", into: &out)
+        JSON.quote(vault, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("checked_at", into: &out)
+        JSON.quote(Timestamp.iso8601(policy.now), into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("entries", into: &out)
+        out.append(UInt8(ascii: "["))
+        // safety: the buffer is read only inside the closure, while `entries` lives; it lends each
+        // entry where the array's subscript would copy it (a retain per field, 100,000 times).
+        try entries.withUnsafeBufferPointer { entries in
+            for (position, index) in order.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                EntryJSON.write(entries[index], state: states[index], policy: policy,
+                                tokenObtained: tokensObtained.isEmpty ? nil : tokensObtained[index], into: &out)
+                try afterEntry(&out)
+            }
+        }
+        out.append(contentsOf: [UInt8(ascii: "]"), UInt8(ascii: "}"), UInt8(ascii: "\n")])
+    }
+
     /// Dates in the user's time zone; JSON has the exact instants in UTC.
-    static func table(_ rows: [(entry: EntryMetadata, state: ExpiryState)], policy: ExpiryPolicy) -> String {
+    /// `order` holds indexes into `entries` and `states`, the rows in the
+    /// order shown.
+    static func table(_ entries: [EntryMetadata], states: [ExpiryState], order: [Int], policy: ExpiryPolicy,
+                      colour: Bool) -> TextTable.Builder {
         let header = ["NAME", "KIND", "STATE", "EXPIRES", "DAYS", "LAST-USED", "FINGERPRINT", "DESCRIPTION"]
-        let cells = rows.map { row in
-            let entry = row.entry
-            return [
-                entry.name, entry.fields.kind, row.state.rawValue,
-                entry.fields.expiresAt.map { Timestamp.localDate($0, in: policy.zone) } ?? "never",
-                entry.fields.expiresAt.map { String(policy.daysLeft(until: $0)) } ?? "-",
-                entry.lastUsedAt.map { Timestamp.localDate($0, in: policy.zone) } ?? "never",
-                String(entry.fingerprintHex.prefix(12)), entry.fields.description,
-            ].map(TextTable.printable)
+        var table = TextTable.Builder(columns: header.count, capacity: order.count + 1)
+        for cell in header { table.append(cell) }
+        let zone = policy.zone
+        for index in order {
+            // Fields read in place: a copy of the whole entry costs more than the row.
+            let state = states[index]
+            table.append(TextTable.printable(entries[index].name))
+            table.append(TextTable.printable(entries[index].fields.kind))
+            table.append(state.rawValue, style: colour ? Colour.code(for: state) : nil)
+            if let expiresAt = entries[index].fields.expiresAt {
+                table.appendASCII { $0.append(localDate: expiresAt, in: zone) }
+                table.appendASCII { $0.append(decimal: policy.daysLeft(until: expiresAt)) }
+            } else {
+                table.append("never")
+                table.append("-")
+            }
+            if let lastUsedAt = entries[index].lastUsedAt {
+                table.appendASCII { $0.append(localDate: lastUsedAt, in: zone) }
+            } else {
+                table.append("never")
+            }
+            // The fingerprint's first 12 hex digits.
+            table.appendASCII { $0.append(hex: entries[index].fingerprint.prefix(6)) }
+            table.append(TextTable.printable(entries[index].fields.description))
         }
-        let colour = Colour.enabled(for: 1)
-        let styles: [[String?]] = [Array(repeating: nil, count: header.count)] + rows.map { row in
-            var style = [String?](repeating: nil, count: header.count)
-            if colour { style[2] = Colour.code(for: row.state) }
-            return style
-        }
-        return TextTable.render([header] + cells, styles: styles)
+        return table
     }
 }
 
@@ -139,6 +189,7 @@ enum TextTable {
     /// keyseal stores no control characters, but a file edited outside it
     /// could hold some: shown escaped, they cannot drive the terminal.
     static func printable(_ text: String) -> String {
+        if isPlain(text) { return text }
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar.properties.generalCategory {
@@ -151,18 +202,140 @@ enum TextTable {
         return out
     }
 
+    /// Printable ASCII only (0x20 through 0x7E): nothing to escape, and one
+    /// character per byte. Most names and descriptions are.
+    static func isPlain(_ text: String) -> Bool {
+        if let plain = text.utf8.withContiguousStorageIfAvailable({ bytes in
+            bytes.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }
+        }) { return plain }
+        return text.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }
+    }
+
+    /// A cell's width: its characters (grapheme clusters).
+    static func width(_ cell: String) -> Int { isPlain(cell) ? cell.utf8.count : cell.count }
+
     /// Left-aligned columns two spaces apart; the last column is not padded.
     /// A cell's style (an ANSI code) wraps the cell's text, not its padding,
     /// so colour does not shift the columns.
     static func render(_ rows: [[String]], styles: [[String?]] = []) -> String {
         guard let columns = rows.first?.count else { return "" }
-        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.enumerated().map { rowIndex, row in
-            row.enumerated().map { column, cell in
-                let styled = (rowIndex < styles.count ? styles[rowIndex][column] : nil).map { $0 + cell + Colour.reset } ?? cell
-                return column == columns - 1 ? styled : styled + String(repeating: " ", count: widths[column] - cell.count)
-            }.joined(separator: "  ").trimmingTrailingSpaces()
-        }.joined(separator: "\n") + "\n"
+        var table = Builder(columns: columns)
+        for (rowIndex, row) in rows.enumerated() {
+            for (column, cell) in row.enumerated() {
+                table.append(cell, style: rowIndex < styles.count ? styles[rowIndex][column] : nil)
+            }
+        }
+        var out = OutputBuffer(fd: nil)
+        table.render(into: &out)
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    /// A table gathered cell by cell, kept as one run of bytes (the widths
+    /// need every row before the first is written), then rendered as
+    /// `render(_:styles:)` renders it.
+    struct Builder {
+        let columns: Int
+        private var text = OutputBuffer(fd: nil)
+        /// Where each cell's text ends in `text`.
+        private var ends: [UInt32] = []
+        private var widths: [UInt32] = []
+        /// Per cell: 0 for no style, else 1 + its index in `styleCodes`.
+        private var styleIndexes: [UInt8] = []
+        private var styleCodes: [String] = []
+        private var columnWidths: [Int]
+
+        init(columns: Int, capacity rows: Int = 0) {
+            self.columns = columns
+            columnWidths = Array(repeating: 0, count: columns)
+            // About eight bytes a cell, so the text is seldom copied as it grows.
+            text.reserve(rows * columns * 8)
+            ends.reserveCapacity(rows * columns)
+            widths.reserveCapacity(rows * columns)
+            styleIndexes.reserveCapacity(rows * columns)
+        }
+
+        /// The next cell, left to right, top to bottom; `style` is an ANSI code.
+        mutating func append(_ cell: String, style: String? = nil) {
+            let width = TextTable.width(cell)
+            let column = ends.count % columns
+            columnWidths[column] = max(columnWidths[column], width)
+            text.append(cell)
+            ends.append(UInt32(text.count))
+            widths.append(UInt32(width))
+            appendStyle(style)
+        }
+
+        /// The next cell, written by `body` as printable ASCII (a date, a
+        /// number, hex), so its width is its length.
+        mutating func appendASCII(_ body: (inout OutputBuffer) -> Void) {
+            let start = text.count
+            body(&text)
+            let width = text.count - start
+            let column = ends.count % columns
+            columnWidths[column] = max(columnWidths[column], width)
+            ends.append(UInt32(text.count))
+            widths.append(UInt32(width))
+            appendStyle(nil)
+        }
+
+        private mutating func appendStyle(_ style: String?) {
+            if let style {
+                if let index = styleCodes.firstIndex(of: style) {
+                    styleIndexes.append(UInt8(index + 1))
+                } else {
+                    styleCodes.append(style)
+                    styleIndexes.append(UInt8(styleCodes.count))
+                }
+            } else {
+                styleIndexes.append(0)
+            }
+        }
+
+        func render(into out: inout OutputBuffer) {
+            render(into: &out) { _ in }
+        }
+
+        /// Writes the rows; `afterRow` may flush `out`.
+        func render(into out: inout OutputBuffer, afterRow: (inout OutputBuffer) throws -> Void) rethrows {
+            let reset = Colour.reset
+            var cell = 0
+            var start = 0
+            while cell < ends.count {
+                let rowStart = out.count
+                for column in 0..<columns {
+                    if column > 0 { out.append(contentsOf: [0x20, 0x20]) }
+                    let end = Int(ends[cell])
+                    let style = styleIndexes[cell]
+                    if style != 0 { out.append(styleCodes[Int(style) - 1]) }
+                    out.append(contentsOf: text.bytes[start..<end])
+                    if style != 0 { out.append(reset) }
+                    if column != columns - 1 {
+                        out.append(contentsOf: repeatElement(0x20, count: columnWidths[column] - Int(widths[cell])))
+                    }
+                    start = end
+                    cell += 1
+                }
+                Self.trimTrailingSpaces(&out, from: rowStart)
+                out.append(0x0A)
+                try afterRow(&out)
+            }
+        }
+
+        /// A row's trailing spaces go, as `trimmingTrailingSpaces()` removes
+        /// them. Spaces after ASCII are characters of their own; after other
+        /// text one could belong to the character before it (a prepended
+        /// mark), so that rare row is trimmed as a string.
+        private static func trimTrailingSpaces(_ out: inout OutputBuffer, from rowStart: Int) {
+            var index = out.count
+            while index > rowStart && out.bytes[index - 1] == 0x20 { index -= 1 }
+            guard index < out.count else { return }
+            if index > rowStart && out.bytes[index - 1] >= 0x80 {
+                let row = String(decoding: out.bytes[rowStart...], as: UTF8.self)
+                out.replaceTail(from: rowStart, with: row.trimmingTrailingSpaces())
+            } else {
+                out.truncate(to: index)
+            }
+        }
     }
 }
 

@@ -23,8 +23,12 @@ struct Show: ParsableCommand {
             let report = ExpiryReport(vault: vault)
             let state = try report.state(of: entry)
             if json {
-                try Output.data(EntryJSON.object(entry, state: state, policy: report.policy, previous: previous,
-                                                 extras: try EntryJSON.extras(entry, in: vault)).rendered + "\n")
+                let tokenObtained = try EntryJSON.tokenObtained(entry, in: vault)
+                var out = OutputBuffer()
+                EntryJSON.write(entry, state: state, policy: report.policy, previous: previous,
+                                tokenObtained: tokenObtained, into: &out)
+                out.append(UInt8(ascii: "\n"))
+                try out.flush()
                 return
             }
             let zone = report.policy.zone
@@ -83,52 +87,125 @@ extension Show {
     }
 }
 
-/// The JSON of one entry, shared by `list --json` and `show --json`.
+/// The JSON of one entry, shared by `list --json` and `show --json`,
+/// written straight into the output's bytes.
 enum EntryJSON {
-    static func object(_ entry: EntryMetadata, state: ExpiryState, policy: ExpiryPolicy,
-                       previous: [PreviousValue]? = nil, extras: [(String, JSON)] = []) -> JSON {
-        var pairs: [(String, JSON)] = [
-            ("name", .string(entry.name)),
-            ("kind", .string(entry.fields.kind)),
-            ("header_template", .string(entry.fields.headerTemplate)),
-            ("url", .optional(entry.fields.url)),
-            ("description", .string(entry.fields.description)),
-            ("created", .string(Timestamp.iso8601(entry.createdAt))),
-            ("updated", .string(Timestamp.iso8601(entry.updatedAt))),
-            ("expires", .optional(entry.fields.expiresAt.map(Timestamp.iso8601))),
-            ("last_used", .optional(entry.lastUsedAt.map(Timestamp.iso8601))),
-            ("fingerprint", .string(entry.fingerprintHex)),
-            ("state", .string(state.rawValue)),
-            ("days_left", entry.fields.expiresAt.map { .number(policy.daysLeft(until: $0)) } ?? .null),
-            ("warn_within", entry.warnWithin.map(JSON.number) ?? .null),
-        ]
-        pairs += extras
+    static func write(_ entry: EntryMetadata, state: ExpiryState, policy: ExpiryPolicy,
+                      previous: [PreviousValue]? = nil, tokenObtained: Int64?, into out: inout OutputBuffer) {
+        out.append(UInt8(ascii: "{"))
+        JSON.key("name", into: &out)
+        JSON.quote(entry.name, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("kind", into: &out)
+        JSON.quote(entry.fields.kind, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("header_template", into: &out)
+        JSON.quote(entry.fields.headerTemplate, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("url", into: &out)
+        optional(entry.fields.url, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("description", into: &out)
+        JSON.quote(entry.fields.description, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("created", into: &out)
+        time(entry.createdAt, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("updated", into: &out)
+        time(entry.updatedAt, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("expires", into: &out)
+        time(entry.fields.expiresAt, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("last_used", into: &out)
+        time(entry.lastUsedAt, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("fingerprint", into: &out)
+        out.append(UInt8(ascii: "\""))
+        out.append(hex: entry.fingerprint)
+        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: ","))
+        JSON.key("state", into: &out)
+        JSON.quote(state.rawValue, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("days_left", into: &out)
+        number(entry.fields.expiresAt.map { policy.daysLeft(until: $0) }, into: &out)
+        out.append(UInt8(ascii: ","))
+        JSON.key("warn_within", into: &out)
+        number(entry.warnWithin, into: &out)
+        writeExtras(entry, tokenObtained: tokenObtained, into: &out)
         if let previous {
-            pairs.append(("previous", .array(previous.map { value in
-                .object([
-                    ("version", .number(value.version)),
-                    ("replaced", .string(Timestamp.iso8601(value.replacedAt))),
-                    ("fingerprint", .string(value.fingerprintHex)),
-                ])
-            })))
+            out.append(UInt8(ascii: ","))
+            JSON.key("previous", into: &out)
+            out.append(UInt8(ascii: "["))
+            for (index, value) in previous.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: "{"))
+                JSON.key("version", into: &out)
+                out.append(decimal: value.version)
+                out.append(UInt8(ascii: ","))
+                JSON.key("replaced", into: &out)
+                time(value.replacedAt, into: &out)
+                out.append(UInt8(ascii: ","))
+                JSON.key("fingerprint", into: &out)
+                out.append(UInt8(ascii: "\""))
+                out.append(hex: value.fingerprint)
+                out.append(UInt8(ascii: "\""))
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
         }
-        return .object(pairs)
+        out.append(UInt8(ascii: "}"))
     }
 
     /// Only for the entries they concern, so other entries' JSON is as it
     /// was: a bearer entry's kept token (when it was obtained, never its
     /// value) and max age; a PAT's server id and state.
-    static func extras(_ entry: EntryMetadata, in vault: Vault) throws -> [(String, JSON)] {
-        var pairs: [(String, JSON)] = []
+    private static func writeExtras(_ entry: EntryMetadata, tokenObtained: Int64?, into out: inout OutputBuffer) {
         if entry.fields.kind == CredentialKind.bearer.rawValue {
-            let kept = try vault.keptToken(of: try vault.sealedEntry(named: entry.name))
-            pairs.append(("token_obtained", .optional(kept.map { Timestamp.iso8601($0.obtainedAt) })))
-            pairs.append(("max_age", entry.maxAge.map(JSON.number) ?? .null))
+            out.append(UInt8(ascii: ","))
+            JSON.key("token_obtained", into: &out)
+            time(tokenObtained, into: &out)
+            out.append(UInt8(ascii: ","))
+            JSON.key("max_age", into: &out)
+            number(entry.maxAge, into: &out)
         }
         if let remoteID = entry.remoteID {
-            pairs.append(("token_id", .string(remoteID)))
-            pairs.append(("remote_state", .optional(entry.remoteState?.rawValue)))
+            out.append(UInt8(ascii: ","))
+            JSON.key("token_id", into: &out)
+            JSON.quote(remoteID, into: &out)
+            out.append(UInt8(ascii: ","))
+            JSON.key("remote_state", into: &out)
+            optional(entry.remoteState?.rawValue, into: &out)
         }
-        return pairs
+    }
+
+    /// When a bearer entry's kept token was obtained (nil: none kept, or
+    /// not a bearer entry), for `show --json`.
+    static func tokenObtained(_ entry: EntryMetadata, in vault: Vault) throws -> Int64? {
+        guard entry.fields.kind == CredentialKind.bearer.rawValue else { return nil }
+        return try vault.keptToken(of: try vault.sealedEntry(named: entry.name))?.obtainedAt
+    }
+
+    /// The same for the entries at `order` (`list --json`), in one query, by index into `entries`.
+    static func tokensObtained(_ entries: [EntryMetadata], order: [Int], in vault: Vault) throws -> [Int: Int64] {
+        try vault.keptTokenTimes(of: entries, at: order.filter { entries[$0].fields.kind == CredentialKind.bearer.rawValue })
+    }
+
+    private static func time(_ seconds: Int64?, into out: inout OutputBuffer) {
+        guard let seconds else { return out.append("null") }
+        out.append(UInt8(ascii: "\""))
+        out.append(iso8601: seconds)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func number(_ value: Int64?, into out: inout OutputBuffer) {
+        guard let value else { return out.append("null") }
+        out.append(decimal: value)
+    }
+
+    private static func optional(_ text: String?, into out: inout OutputBuffer) {
+        guard let text else { return out.append("null") }
+        JSON.quote(text, into: &out)
     }
 }

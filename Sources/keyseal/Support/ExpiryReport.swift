@@ -27,9 +27,9 @@ final class ExpiryReport {
     /// Read once, and only when an entry without a window of its own needs it.
     private var cachedVaultWindow: Int64??
 
-    init(vault: Vault, now: Int64 = Vault.currentTime()) {
+    init(vault: Vault, now: Int64 = Vault.currentTime(), zone: LocalZone = SystemZone()) {
         self.vault = vault
-        policy = ExpiryPolicy(now: now, zone: SystemZone())
+        policy = ExpiryPolicy(now: now, zone: zone)
     }
 
     /// The vault's window, if one is set; a value that is not a positive
