@@ -355,7 +355,12 @@ def table_import():
         if not os.path.exists(export):
             export_json(n, export)
         target = os.path.join(work, f"import-{n}.db")
-        commands.append((f"keyseal import --apply, {label(n)} entries (key file)",
+        # Unlocked in the process (the key file), and through the agent,
+        # which seals and then opens each entry over its socket.
+        commands.append((f"keyseal import --apply --no-agent (key file), {label(n)} entries",
+                         ks("import", "--vault", target, "--apply", "--no-agent", export)))
+        prepare.append(f"sh -c 'cp {base} {target} && chmod 600 {target}'")
+        commands.append((f"keyseal import --apply (agent), {label(n)} entries",
                          ks("import", "--vault", target, "--apply", export)))
         prepare.append(f"sh -c 'cp {base} {target} && chmod 600 {target}'")
     hf("import", commands, runs=int(os.environ.get("BENCH_IMPORT_RUNS", "3")), warmup=0, prepare=prepare,
@@ -403,7 +408,7 @@ def table_memory():
         target = os.path.join(work, f"memory-import-{n}.db")
         shutil.copyfile(base, target)
         os.chmod(target, 0o600)
-        kib, seconds = peak([KEYSEAL, "import", "--vault", target, "--apply", export], extra_env=kf)
+        kib, seconds = peak([KEYSEAL, "import", "--vault", target, "--apply", "--no-agent", export], extra_env=kf)
         imports.append({"entries": n, "peak_kib": kib, "seconds": seconds, "json_bytes": os.path.getsize(export)})
         os.unlink(target)
     rows_hello = peak([HELLO])[0]
@@ -417,7 +422,7 @@ def table_memory():
         lines.append(f"| {c} | " + " | ".join(f"{r[c] / 1024:.1f}" for r in rows) + " |")
     lines.append(f"| hello-world (floor) | {rows_hello / 1024:.1f} |" + " |" * (len(rows) - 1))
     lines.append(f"| age -d | {rows_age / 1024:.1f} |" + " |" * (len(rows) - 1))
-    lines += ["", "| import --apply (key file) | JSON size | time (s) | peak RSS (MiB) |", "|:---|---:|---:|---:|"]
+    lines += ["", "| import --apply --no-agent (key file) | JSON size | time (s) | peak RSS (MiB) |", "|:---|---:|---:|---:|"]
     for i in imports:
         lines.append(f"| {label(i['entries'])} entries | {i['json_bytes'] / 2**20:.1f} MiB | {i['seconds']:.2f} | {i['peak_kib'] / 1024:.1f} |")
     open(f"{OUT}/memory.md", "w").write("\n".join(lines) + "\n")
@@ -549,6 +554,11 @@ def summary(load_before):
     rows = []
     def target(what, value, goal, ok, unit=""):
         rows.append(f"| {what} | {value}{unit} | {goal} | {'met' if ok else 'MISSED'} |")
+    # Judged on medians: one slow outlier on this shared machine moves a
+    # mean by more than the difference being measured.
+    for table in results.values():
+        for r in table.values():
+            r["mean_"], r["mean"] = r["mean"], r["median"]
     big = label(SIZES[-1])
     if "floors" in results:
         f = results["floors"]
@@ -575,8 +585,9 @@ def summary(load_before):
             target(f"add (agent) at {label(n)} entries", f"{ms:.1f}", "< 30 ms", ms < 30, " ms")
     if "import" in results:
         for n in IMPORT_SIZES:
-            s = results["import"][f"keyseal import --apply, {label(n)} entries (key file)"]["mean"]
-            target(f"import of {label(n)} entries", f"{s:.2f}", "< 10 s", s < 10, " s")
+            for how in ("--no-agent (key file)", "(agent)"):
+                s = results["import"][f"keyseal import --apply {how}, {label(n)} entries"]["mean"]
+                target(f"import {how} of {label(n)} entries", f"{s:.2f}", "< 10 s", s < 10, " s")
     if os.path.exists(f"{OUT}/memory.json"):
         imports = json.load(open(f"{OUT}/memory.json"))["imports"]
         if len(imports) >= 2:
@@ -586,8 +597,8 @@ def summary(load_before):
     load_after = open("/proc/loadavg").read().split()[:3]
     text = [f"Load average before: {' '.join(load_before)}; after: {' '.join(load_after)}. "
             f"Sizes: {', '.join(map(str, SIZES))} entries.", "",
-            "| target | measured (means) | goal | |", "|:---|---:|:---|:---|", *rows]
-    noisy = [(t, c) for t, table in results.items() for c, r in table.items() if r["stddev"] > 0.25 * r["mean"]]
+            "| target | measured (medians) | goal | |", "|:---|---:|:---|:---|", *rows]
+    noisy = [(t, c) for t, table in results.items() for c, r in table.items() if r["stddev"] > 0.25 * r["mean_"]]
     if noisy:
         text += ["", f"Rows with a standard deviation above 25% of the mean: {len(noisy)} "
                  f"({'; '.join(f'{t}: {c}' for t, c in noisy[:8])}{' ...' if len(noisy) > 8 else ''})."]
@@ -637,7 +648,7 @@ def plot():
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("entries in the vault (store, database)")
-        ax.set_ylabel("mean time (ms), hyperfine")
+        ax.set_ylabel("median time (ms), hyperfine")
         ax.grid(True, which="both", linewidth=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("keyseal and its peers against vault size (scripts/bench)")
