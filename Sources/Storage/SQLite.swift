@@ -113,22 +113,18 @@ final class Connection {
     /// One `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so
     /// two writers queue on busy_timeout instead of failing half-way. Rolled
     /// back on any error.
+    func immediateTransaction<R>(_ body: () throws -> R) throws -> R {
+        try transaction("BEGIN IMMEDIATE", body)
+    }
+
     /// Reads in one deferred transaction: one shared lock (and one check for
     /// a hot journal) for all of them, and one consistent state of the file.
     func readTransaction<R>(_ body: () throws -> R) throws -> R {
-        try execute("BEGIN")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            if sqlite3_get_autocommit(handle) == 0 { _ = sqlite3_exec(handle, "ROLLBACK", nil, nil, nil) }
-            throw error
-        }
+        try transaction("BEGIN", body)
     }
 
-    func immediateTransaction<R>(_ body: () throws -> R) throws -> R {
-        try execute("BEGIN IMMEDIATE")
+    private func transaction<R>(_ begin: String, _ body: () throws -> R) throws -> R {
+        try execute(begin)
         do {
             let result = try body()
             try execute("COMMIT")
