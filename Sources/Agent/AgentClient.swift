@@ -116,26 +116,82 @@ public final class AgentClient: EntrySealer {
 
     public func seal(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> SealedBox {
         lastError = nil
+        let request = try sealRequest(plaintext, associatedData: associatedData)
+        return try mapped { () throws(AgentError) -> SealedBox in try sealedBox(in: try exchange(request)) }
+    }
+
+    /// Both requests sent at once, then both replies read.
+    public func sealWithFingerprint(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> (box: SealedBox, fingerprint: [UInt8]) {
+        lastError = nil
+        let seal = try sealRequest(plaintext, associatedData: associatedData)
+        let digest = try fingerprintRequest(plaintext)
+        guard seal.count + digest.count <= Self.pipelineBudget else {
+            return (try self.seal(plaintext, associatedData: associatedData), try fingerprint(plaintext))
+        }
+        return try mapped { () throws(AgentError) -> (box: SealedBox, fingerprint: [UInt8]) in
+            let replies = try exchangeAll([seal, digest])
+            return (try sealedBox(in: try replies[0].get()), try fingerprintValue(in: try replies[1].get()))
+        }
+    }
+
+    private func sealRequest(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> GuardedBuffer {
         let fieldLengths = [plaintext.count, associatedData.count]
         // Not only this request and its answer: the open request the box
         // will need later must fit as well.
         let box = [AEAD.nonceLength, plaintext.count + AEAD.tagLength]
         try Self.checkFits(request: fieldLengths, reply: box, then: box + [associatedData.count],
                            what: "plaintext", count: plaintext.count)
-        let request = try Wire.frame(code: Opcode.seal.rawValue, fieldLengths: fieldLengths) { writer in
+        return try Wire.frame(code: Opcode.seal.rawValue, fieldLengths: fieldLengths) { writer in
             writer.field(plaintext)
             writer.field(associatedData)
         }
-        return try mapped { () throws(AgentError) -> SealedBox in
-            let reply = try exchange(request)
-            return try reply.bytes.withUnsafeBytes { body throws(AgentError) -> SealedBox in
-                var fields = FieldReader(body: body)
-                guard let nonce = fields.next(), let ciphertext = fields.next(), fields.isAtEnd else {
-                    throw malformedReply("seal")
+    }
+
+    private func sealedBox(in reply: GuardedBuffer) throws(AgentError) -> SealedBox {
+        try reply.bytes.withUnsafeBytes { body throws(AgentError) -> SealedBox in
+            var fields = FieldReader(body: body)
+            guard let nonce = fields.next(), let ciphertext = fields.next(), fields.isAtEnd else {
+                throw malformedReply("seal")
+            }
+            return SealedBox(nonce: Array(nonce), ciphertext: Array(ciphertext))
+        }
+    }
+
+    /// Sent in groups under `pipelineBudget` bytes; each value the agent
+    /// sends back is dropped (its guarded reply zeroed) as soon as it is read.
+    public func verifyAll(_ items: [SealedCheck]) -> [Bool] {
+        var results: [Bool] = []
+        results.reserveCapacity(items.count)
+        var group: [GuardedBuffer] = []
+        var groupBytes = 0
+        func flush() -> Bool {
+            defer { group.removeAll(keepingCapacity: true); groupBytes = 0 }
+            guard !group.isEmpty else { return true }
+            do throws(AgentError) {
+                for reply in try exchangeAll(group) {
+                    if case .success = reply { results.append(true) } else { results.append(false) }
                 }
-                return SealedBox(nonce: Array(nonce), ciphertext: Array(ciphertext))
+                return true
+            } catch {
+                lastError = error
+                return false
             }
         }
+        for item in items {
+            guard let request = try? openRequest(item.box, associatedData: item.associatedData, fingerprint: item.fingerprint) else {
+                // Refused before it could be sent (a malformed box): a failure of its own.
+                guard flush() else { break }
+                results.append(false)
+                continue
+            }
+            if groupBytes + request.count > Self.pipelineBudget, !flush() { break }
+            group.append(request)
+            groupBytes += request.count
+        }
+        _ = flush()
+        // After a broken connection, the rest could not be checked.
+        while results.count < items.count { results.append(false) }
+        return results
     }
 
     public func open(_ box: SealedBox, associatedData: [UInt8]) throws(SealingError) -> SecretBytes {
@@ -150,22 +206,7 @@ public final class AgentClient: EntrySealer {
 
     private func open(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]?) throws(SealingError) -> SecretBytes {
         lastError = nil
-        // The same refusal a VaultKey gives, before anything is sent.
-        guard box.nonce.count == AEAD.nonceLength else {
-            throw .invalidLength(what: "nonce", expected: AEAD.nonceLength, actual: box.nonce.count)
-        }
-        guard box.ciphertext.count >= AEAD.tagLength else { throw .authenticationFailed }
-        var fieldLengths = [box.nonce.count, box.ciphertext.count, associatedData.count]
-        if let fingerprint { fieldLengths.append(fingerprint.count) }
-        try Self.checkFits(request: fieldLengths, reply: [box.ciphertext.count - AEAD.tagLength],
-                           what: "ciphertext", count: box.ciphertext.count)
-        let opcode = fingerprint == nil ? Opcode.open : Opcode.openVerified
-        let request = try Wire.frame(code: opcode.rawValue, fieldLengths: fieldLengths) { writer in
-            writer.field(box.nonce)
-            writer.field(box.ciphertext)
-            writer.field(associatedData)
-            if let fingerprint { writer.field(fingerprint) }
-        }
+        let request = try openRequest(box, associatedData: associatedData, fingerprint: fingerprint)
         let reply = try mapped { () throws(AgentError) -> GuardedBuffer in try exchange(request) }
         let range = try mapped { () throws(AgentError) -> Range<Int> in
             try reply.bytes.withUnsafeBytes { body throws(AgentError) -> Range<Int> in
@@ -186,21 +227,45 @@ public final class AgentClient: EntrySealer {
         return plaintext
     }
 
+    private func openRequest(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]?) throws(SealingError) -> GuardedBuffer {
+        // The same refusal a VaultKey gives, before anything is sent.
+        guard box.nonce.count == AEAD.nonceLength else {
+            throw .invalidLength(what: "nonce", expected: AEAD.nonceLength, actual: box.nonce.count)
+        }
+        guard box.ciphertext.count >= AEAD.tagLength else { throw .authenticationFailed }
+        var fieldLengths = [box.nonce.count, box.ciphertext.count, associatedData.count]
+        if let fingerprint { fieldLengths.append(fingerprint.count) }
+        try Self.checkFits(request: fieldLengths, reply: [box.ciphertext.count - AEAD.tagLength],
+                           what: "ciphertext", count: box.ciphertext.count)
+        let opcode = fingerprint == nil ? Opcode.open : Opcode.openVerified
+        return try Wire.frame(code: opcode.rawValue, fieldLengths: fieldLengths) { writer in
+            writer.field(box.nonce)
+            writer.field(box.ciphertext)
+            writer.field(associatedData)
+            if let fingerprint { writer.field(fingerprint) }
+        }
+    }
+
     public func fingerprint(_ plaintext: borrowing SecretBytes) throws(SealingError) -> [UInt8] {
         lastError = nil
+        let request = try fingerprintRequest(plaintext)
+        return try mapped { () throws(AgentError) -> [UInt8] in try fingerprintValue(in: try exchange(request)) }
+    }
+
+    private func fingerprintRequest(_ plaintext: borrowing SecretBytes) throws(SealingError) -> GuardedBuffer {
         let fieldLengths = [plaintext.count]
         try Self.checkFits(request: fieldLengths, reply: [VaultKey.fingerprintLength],
                            what: "plaintext", count: plaintext.count)
-        let request = try Wire.frame(code: Opcode.fingerprint.rawValue, fieldLengths: fieldLengths) { writer in
+        return try Wire.frame(code: Opcode.fingerprint.rawValue, fieldLengths: fieldLengths) { writer in
             writer.field(plaintext)
         }
-        return try mapped { () throws(AgentError) -> [UInt8] in
-            let reply = try exchange(request)
-            return try reply.bytes.withUnsafeBytes { body throws(AgentError) -> [UInt8] in
-                var fields = FieldReader(body: body)
-                guard let digest = fields.next(), fields.isAtEnd else { throw malformedReply("fingerprint") }
-                return Array(digest)
-            }
+    }
+
+    private func fingerprintValue(in reply: GuardedBuffer) throws(AgentError) -> [UInt8] {
+        try reply.bytes.withUnsafeBytes { body throws(AgentError) -> [UInt8] in
+            var fields = FieldReader(body: body)
+            guard let digest = fields.next(), fields.isAtEnd else { throw malformedReply("fingerprint") }
+            return Array(digest)
         }
     }
 
@@ -242,10 +307,37 @@ public final class AgentClient: EntrySealer {
     /// Sends one request frame and reads its reply; returns the reply body
     /// (version, status, fields) when its status is ok.
     private func exchange(_ request: GuardedBuffer) throws(AgentError) -> GuardedBuffer {
+        try exchangeAll([request])[0].get()
+    }
+
+    /// Sends every request, then reads every reply, in order: the agent
+    /// answers one request after another on a connection, so requests sent
+    /// together cost one wait for the agent instead of one each (a wait is
+    /// two context switches, most of a round trip here). A reply's status
+    /// (ok, authentication failed, internal error) is its element; a broken
+    /// stream throws. The caller keeps the requests small enough together
+    /// (`pipelineBudget`) that neither side can block on a full socket.
+    private func exchangeAll(_ requests: [GuardedBuffer]) throws(AgentError) -> [Result<GuardedBuffer, AgentError>] {
         guard !broken else { throw .protocolError("the connection to the agent was lost") }
         // Any failure below leaves the stream mid-frame.
         broken = true
-        try request.bytes.withUnsafeBytes { frame throws(AgentError) in try sendAll(frame) }
+        for request in requests {
+            try request.bytes.withUnsafeBytes { frame throws(AgentError) in try sendAll(frame) }
+        }
+        var replies: [Result<GuardedBuffer, AgentError>] = []
+        replies.reserveCapacity(requests.count)
+        for _ in requests { replies.append(try receiveReply()) }
+        broken = false
+        return replies
+    }
+
+    /// Requests sent together stay under this many bytes, far below a Unix
+    /// socket's buffer, so the agent's answers always have room.
+    static let pipelineBudget = 32 * 1024
+
+    /// Reads one reply frame. Statuses that leave the stream in step come
+    /// back as values; anything else throws, and the connection stays broken.
+    private func receiveReply() throws(AgentError) -> Result<GuardedBuffer, AgentError> {
         var prefix = [UInt8](repeating: 0, count: Wire.prefixLength)
         // Array's withUnsafeMutableBytes rethrows untyped: carry the error out as a value.
         let failure = prefix.withUnsafeMutableBytes { buffer -> AgentError? in
@@ -272,15 +364,12 @@ public final class AgentClient: EntrySealer {
         guard version == AgentProtocol.version else { throw .versionMismatch(found: version) }
         switch ResponseStatus(rawValue: status) {
         case .ok:
-            broken = false
-            return reply
+            return .success(reply)
         case .authenticationFailed:
             guard length == Wire.headerLength else { throw malformedReply("authentication failure") }
-            broken = false
-            throw .authenticationFailed
+            return .failure(.authenticationFailed)
         case .internalError:
-            broken = false
-            throw .protocolError("the agent could not complete the request")
+            return .failure(.protocolError("the agent could not complete the request"))
         case .malformed:
             throw .protocolError("the agent refused the request as malformed")
         case .unsupportedVersion:

@@ -166,6 +166,9 @@ public final class AgentServer: @unchecked Sendable {
         return (UInt64(info.st_dev), UInt64(info.st_ino)) == socketIdentity
     }
 
+    /// When `socketStillOurs` last said yes.
+    private var socketCheckedAt: ContinuousClock.Instant?
+
     private func serve() -> AgentExit {
         var pollSet: [pollfd] = []
         while true {
@@ -175,7 +178,12 @@ public final class AgentServer: @unchecked Sendable {
             // Its socket removed or replaced (the directory cleaned up), no
             // client can reach this agent again: it stops at once rather than
             // hold the key until the timeout.
-            if !socketStillOurs() { return .stopped }
+            // Looked at once a tick, not on every turn of the loop: an lstat
+            // per turn was a path walk per request (perf, docs/PERFORMANCE.md).
+            if socketCheckedAt.map({ now - $0 >= Self.tick }) ?? true {
+                if !socketStillOurs() { return .stopped }
+                socketCheckedAt = now
+            }
             dropExpired(now)
 
             pollSet.removeAll(keepingCapacity: true)
@@ -210,6 +218,11 @@ public final class AgentServer: @unchecked Sendable {
                 } else if connection.output == nil, revents & (POLLIN | POLLHUP | POLLERR) != 0 {
                     // A read also finds the end of stream or the error.
                     readRequests(connection, now2)
+                    // The answer goes out at once: the socket nearly always
+                    // has room, and waiting for the next poll cost every
+                    // request another turn of the loop. What does not fit
+                    // waits for POLLOUT as before.
+                    if connection.output != nil, !connection.isClosed { writeAnswer(connection, now2) }
                 } else if revents & POLLOUT != 0 {
                     writeAnswer(connection, now2)
                 } else if revents & (POLLHUP | POLLERR) != 0 {

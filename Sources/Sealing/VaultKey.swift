@@ -12,9 +12,45 @@ public protocol EntrySealer: AnyObject {
     /// mismatch fails as `.authenticationFailed`, like a box that does not
     /// open. One step, so an agent can answer it in one round trip.
     func openVerified(_ box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]) throws(SealingError) -> SecretBytes
+    /// Seals a value and gives its fingerprint: one step, so an agent can
+    /// take both requests at once (an import makes one per entry).
+    func sealWithFingerprint(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> (box: SealedBox, fingerprint: [UInt8])
+    /// For each item, whether its box opens and the value matches its
+    /// fingerprint; the values themselves are dropped (wiped) at once. Many
+    /// at once, so an agent can take them in a few round trips (an import
+    /// checks every entry it wrote).
+    func verifyAll(_ items: [SealedCheck]) -> [Bool]
+}
+
+/// A box to open and the fingerprint its value must have (`verifyAll`).
+public struct SealedCheck: Sendable {
+    public let box: SealedBox
+    public let associatedData: [UInt8]
+    public let fingerprint: [UInt8]
+
+    public init(box: SealedBox, associatedData: [UInt8], fingerprint: [UInt8]) {
+        self.box = box
+        self.associatedData = associatedData
+        self.fingerprint = fingerprint
+    }
 }
 
 extension EntrySealer {
+    public func sealWithFingerprint(_ plaintext: borrowing SecretBytes, associatedData: [UInt8]) throws(SealingError) -> (box: SealedBox, fingerprint: [UInt8]) {
+        (try seal(plaintext, associatedData: associatedData), try fingerprint(plaintext))
+    }
+
+    public func verifyAll(_ items: [SealedCheck]) -> [Bool] {
+        items.map { item in
+            do {
+                _ = try openVerified(item.box, associatedData: item.associatedData, fingerprint: item.fingerprint)
+                return true
+            } catch {
+                return false
+            }
+        }
+    }
+
     public func openVerified(_ box: SealedBox, associatedData: [UInt8], fingerprint expected: [UInt8]) throws(SealingError) -> SecretBytes {
         let secret = try open(box, associatedData: associatedData)
         guard try Fingerprint.matches(self.fingerprint(secret), expected) else { throw .authenticationFailed }

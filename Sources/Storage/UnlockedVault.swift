@@ -255,7 +255,7 @@ public final class UnlockedVault {
     /// Opens a row's value and checks its stored fingerprint, the one column
     /// the seal does not cover, against the value itself.
     func openSecret(_ stored: StoredEntry) throws -> SecretBytes {
-        try openChecked(stored.box, associatedData: associatedData(stored.metadata.id, stored.metadata.binding),
+        try openChecked(stored.box, associatedData: associatedData(of: stored),
                         fingerprint: stored.metadata.fingerprint, name: stored.metadata.name)
     }
 
@@ -265,6 +265,11 @@ public final class UnlockedVault {
         } catch .authenticationFailed, .invalidLength {
             throw StorageError.entryTampered(name: name)
         }
+    }
+
+    /// What a stored entry's value is sealed with (the vault, its id and its bound fields).
+    func associatedData(of stored: StoredEntry) -> [UInt8] {
+        associatedData(stored.metadata.id, stored.metadata.binding)
     }
 
     private func associatedData(_ entryID: [UInt8], _ binding: EntryBinding) -> [UInt8] {

@@ -36,6 +36,46 @@ extension AgentTests {
             #expect(client.lastError == nil)
         }
 
+        /// Requests sent together (an import's seal and fingerprint, its
+        /// read-back checks in groups) are answered in order, a failure in
+        /// the middle is that item's alone, and the connection stays in step.
+        @Test func requestsSentTogetherAreAnsweredInOrder() throws {
+            let directory = try TemporaryDirectory()
+            let key = try VaultKey.generate()
+            let agent = try startAgent(in: directory, key: key)
+            defer { agent.finish() }
+            let client = try AgentClient.connect(socketPath: agent.socketPath)
+
+            let ad = Array("vault|entry|pipelined".utf8)
+            let (box, fingerprint) = try client.sealWithFingerprint(secret("pat-sentinel-1"), associatedData: ad)
+            #expect(text(try key.open(box, associatedData: ad)) == "pat-sentinel-1")
+            #expect(fingerprint == (try key.fingerprint(secret("pat-sentinel-1"))))
+
+            // 300 checks, more than one group's budget: every tenth is wrong
+            // in one of the three ways a read-back can fail.
+            var checks: [SealedCheck] = []
+            var expected: [Bool] = []
+            for index in 0..<300 {
+                let value = "value-\(index)"
+                let entryAD = Array("vault|entry|\(index)".utf8)
+                let sealed = try key.seal(secret(value), associatedData: entryAD)
+                let print = try key.fingerprint(secret(value))
+                switch index % 30 {
+                case 10: checks.append(SealedCheck(box: sealed, associatedData: entryAD, fingerprint: try key.fingerprint(secret("other"))))
+                case 20: checks.append(SealedCheck(box: sealed, associatedData: Array("vault|entry|moved".utf8), fingerprint: print))
+                case 29: checks.append(SealedCheck(box: SealedBox(nonce: [1, 2, 3], ciphertext: sealed.ciphertext), associatedData: entryAD, fingerprint: print))
+                default: checks.append(SealedCheck(box: sealed, associatedData: entryAD, fingerprint: print))
+                }
+                expected.append(![10, 20, 29].contains(index % 30))
+            }
+            #expect(client.verifyAll(checks) == expected)
+            // The same answers as a key in this process gives, item by item.
+            #expect(key.verifyAll(checks) == expected)
+            // Still in step: the next single request gets its own answer.
+            #expect(text(try client.open(box, associatedData: ad)) == "pat-sentinel-1")
+            #expect(client.verifyAll([]) == [])
+        }
+
         /// Open verified (protocol 2): one round trip that opens a box and
         /// checks the value's fingerprint in the agent. A wrong fingerprint
         /// fails exactly like a box that does not open, and the connection
