@@ -305,9 +305,15 @@ public final class AgentClient: EntrySealer {
     // MARK: Transport
 
     /// Sends one request frame and reads its reply; returns the reply body
-    /// (version, status, fields) when its status is ok.
+    /// (version, status, fields) when its status is ok. No arrays and no
+    /// `Result` here: `header` makes two of these, and instantiating those
+    /// generic types at start-up cost it 157k instructions (callgrind).
     private func exchange(_ request: GuardedBuffer) throws(AgentError) -> GuardedBuffer {
-        try exchangeAll([request])[0].get()
+        guard !broken else { throw .protocolError("the connection to the agent was lost") }
+        // Any failure below leaves the stream mid-frame.
+        broken = true
+        try request.bytes.withUnsafeBytes { frame throws(AgentError) in try sendAll(frame) }
+        return try receiveReply()
     }
 
     /// Sends every request, then reads every reply, in order: the agent
@@ -319,14 +325,22 @@ public final class AgentClient: EntrySealer {
     /// (`pipelineBudget`) that neither side can block on a full socket.
     private func exchangeAll(_ requests: [GuardedBuffer]) throws(AgentError) -> [Result<GuardedBuffer, AgentError>] {
         guard !broken else { throw .protocolError("the connection to the agent was lost") }
-        // Any failure below leaves the stream mid-frame.
         broken = true
         for request in requests {
             try request.bytes.withUnsafeBytes { frame throws(AgentError) in try sendAll(frame) }
         }
         var replies: [Result<GuardedBuffer, AgentError>] = []
         replies.reserveCapacity(requests.count)
-        for _ in requests { replies.append(try receiveReply()) }
+        for _ in requests {
+            broken = true
+            do {
+                replies.append(.success(try receiveReply()))
+            } catch {
+                // Still in step after a failure status: that reply's alone.
+                if broken { throw error }
+                replies.append(.failure(error))
+            }
+        }
         broken = false
         return replies
     }
@@ -335,9 +349,11 @@ public final class AgentClient: EntrySealer {
     /// socket's buffer, so the agent's answers always have room.
     static let pipelineBudget = 32 * 1024
 
-    /// Reads one reply frame. Statuses that leave the stream in step come
-    /// back as values; anything else throws, and the connection stays broken.
-    private func receiveReply() throws(AgentError) -> Result<GuardedBuffer, AgentError> {
+    /// Reads one reply frame and returns its body when its status is ok. A
+    /// failure status that leaves the stream in step (authentication failed,
+    /// internal error) is thrown with `broken` cleared; anything else is
+    /// thrown with the connection left broken.
+    private func receiveReply() throws(AgentError) -> GuardedBuffer {
         var prefix = [UInt8](repeating: 0, count: Wire.prefixLength)
         // Array's withUnsafeMutableBytes rethrows untyped: carry the error out as a value.
         let failure = prefix.withUnsafeMutableBytes { buffer -> AgentError? in
@@ -364,12 +380,15 @@ public final class AgentClient: EntrySealer {
         guard version == AgentProtocol.version else { throw .versionMismatch(found: version) }
         switch ResponseStatus(rawValue: status) {
         case .ok:
-            return .success(reply)
+            broken = false
+            return reply
         case .authenticationFailed:
             guard length == Wire.headerLength else { throw malformedReply("authentication failure") }
-            return .failure(.authenticationFailed)
+            broken = false
+            throw .authenticationFailed
         case .internalError:
-            return .failure(.protocolError("the agent could not complete the request"))
+            broken = false
+            throw .protocolError("the agent could not complete the request")
         case .malformed:
             throw .protocolError("the agent refused the request as malformed")
         case .unsupportedVersion:

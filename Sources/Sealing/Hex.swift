@@ -2,14 +2,26 @@
 /// agent socket's name; never for a secret.
 public enum Hex {
     public static func encode(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
+        append(bytes, to: &out)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `encode`'s digits appended to `out`, with no string built (`list
+    /// --json` writes a fingerprint per entry).
+    @inlinable
+    public static func append(_ bytes: some Collection<UInt8>, to out: inout [UInt8]) {
+        for byte in bytes {
+            out.append(digit(byte >> 4))
+            out.append(digit(byte & 0x0F))
+        }
+    }
+
+    /// 0-9, then a-f: no table, so nothing is built at start-up.
+    @inlinable
+    static func digit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
     }
 
     /// Lowercase or uppercase hex to bytes; nil for anything else.

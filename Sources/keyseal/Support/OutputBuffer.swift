@@ -1,4 +1,5 @@
 import Policy
+import Sealing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,14 +45,7 @@ struct OutputBuffer {
     }
 
     /// Lowercase hex, as `Hex.encode` writes it.
-    mutating func append(hex data: some Collection<UInt8>) {
-        for byte in data {
-            bytes.append(Self.hexDigits[Int(byte >> 4)])
-            bytes.append(Self.hexDigits[Int(byte & 0x0F)])
-        }
-    }
-
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    mutating func append(hex data: some Collection<UInt8>) { Hex.append(data, to: &bytes) }
 
     var count: Int { bytes.count }
 
